@@ -1,0 +1,50 @@
+# The two commands a new machine needs: `make demo` (the main job on a local PostgreSQL) and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+WRAPPER := $(VENV)/bin/migrate-wrapper
+ENV_FILE ?= migrate.env
+PYTEST_ARGS ?=
+
+.PHONY: help setup tools venv demo test db-migrate-status pg-start pg-stop clean
+
+help:
+	@echo "make demo               set up, start a local PostgreSQL, then status, dry-run, apply, status, rollback"
+	@echo "make test               set up, then run the whole test suite (it starts its own PostgreSQL)"
+	@echo "make setup              .venv with the project and its test extras, and the pinned golang-migrate"
+	@echo "make db-migrate-status  status of both components from $(ENV_FILE) (ENV_FILE=... for another)"
+	@echo "make pg-start|pg-stop   the local throwaway PostgreSQL (writes migrate.env)"
+
+setup: venv tools
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+tools:
+	scripts/dev/install-tools.sh
+
+pg-start:
+	scripts/dev/local-postgres.sh start
+
+pg-stop:
+	scripts/dev/local-postgres.sh stop
+
+demo: setup pg-start
+	scripts/dev/demo.sh
+
+test: setup
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+db-migrate-status:
+	scripts/db/status.sh --component all --env $(ENV_FILE)
+
+clean:
+	-scripts/dev/local-postgres.sh stop
+	rm -rf .local $(VENV) .tools .pytest_cache

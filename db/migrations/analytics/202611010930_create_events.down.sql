@@ -1,0 +1,2 @@
+-- Drop events table
+DROP TABLE events;

@@ -1,0 +1,2 @@
+-- Drop daily_event_rollups table
+DROP TABLE daily_event_rollups;

@@ -1,0 +1,2 @@
+-- Drop refresh_daily_event_rollups()
+DROP FUNCTION refresh_daily_event_rollups(date, date);

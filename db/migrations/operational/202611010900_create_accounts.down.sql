@@ -1,0 +1,2 @@
+-- Drop accounts table
+DROP TABLE accounts;

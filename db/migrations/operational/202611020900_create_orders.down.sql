@@ -1,0 +1,2 @@
+-- Drop orders table
+DROP TABLE orders;

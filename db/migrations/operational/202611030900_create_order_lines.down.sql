@@ -1,0 +1,2 @@
+-- Drop order_lines table
+DROP TABLE order_lines;

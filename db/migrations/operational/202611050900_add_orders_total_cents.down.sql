@@ -1,0 +1,2 @@
+-- Drop orders.total_cents
+ALTER TABLE orders DROP COLUMN total_cents;

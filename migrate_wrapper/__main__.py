@@ -1,0 +1,3 @@
+from migrate_wrapper.cli import main
+
+main()

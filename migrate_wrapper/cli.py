@@ -1,0 +1,180 @@
+"""The Typer edge: parse options, build settings, call one verb, turn its error into one line and an exit code.
+
+Heavy libraries (psycopg, OpenTelemetry, pglast) are imported by the modules that use them, so `--help` stays cheap.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from migrate_wrapper.errors import EXIT_CODE_HELP, ExitCode, UsageError, WrapperError
+
+app = typer.Typer(
+    name="migrate-wrapper",
+    help="Safe, auditable PostgreSQL migrations around the real golang-migrate binary.",
+    epilog=EXIT_CODE_HELP,
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+class LogFormat(str, Enum):
+    json = "json"
+    text = "text"
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+ComponentOpt = Annotated[
+    Optional[str],
+    typer.Option("--component", "-c", help="operational, analytics or all (default: MIGRATION_COMPONENT)."),
+]
+EnvOpt = Annotated[
+    Optional[Path],
+    typer.Option("--env", "-e", help="dotenv file with DB_URL, ANALYTICS_URL, …; the environment wins over it."),
+]
+LogFormatOpt = Annotated[
+    Optional[LogFormat],
+    typer.Option(
+        "--log-format",
+        help="json: one JSON record per line on stderr (the default when stderr is not a terminal); "
+        "text: readable report on stdout, warnings on stderr.",
+    ),
+]
+LogFileOpt = Annotated[Optional[Path], typer.Option("--log-file", help="Also append JSON log records to this file.")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="Output of --status: text or one JSON document.")]
+
+
+def main() -> None:
+    app()
+
+
+def _listeners(log_format: LogFormat | None, log_file: Path | None):
+    from migrate_wrapper import logs, report
+    from migrate_wrapper.events import Listeners
+
+    fmt = (log_format or (LogFormat.text if sys.stderr.isatty() else LogFormat.json)).value
+    logs.configure(fmt, log_file)
+    listeners = [logs.LogListener()]
+    if fmt == "text" or sys.stdout.isatty():
+        listeners.append(report.ConsoleListener())
+    return fmt, Listeners(*listeners)
+
+
+def _confirm(yes: bool):
+    def confirm(question: str) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise UsageError("refusing to run without --yes: there is no terminal to confirm on")
+        return typer.confirm(question, default=False)
+
+    return confirm
+
+
+def _fail(error: BaseException) -> typer.Exit:
+    from migrate_wrapper.dburl import mask_text
+
+    if isinstance(error, WrapperError):
+        typer.echo(f"error: {mask_text(str(error))}", err=True)
+        return typer.Exit(int(error.exit_code))
+    if isinstance(error, KeyboardInterrupt):
+        typer.echo("error: interrupted", err=True)
+        return typer.Exit(130)
+    typer.echo(f"internal error: {type(error).__name__}: {mask_text(str(error))}", err=True)
+    return typer.Exit(int(ExitCode.FAILED))
+
+
+def _settings(env: Path | None):
+    from migrate_wrapper import settings
+
+    return settings.load(env)
+
+
+@app.command()
+def status(
+    component: ComponentOpt = None,
+    env: EnvOpt = None,
+    fmt: FormatOpt = OutputFormat.text,
+    log_format: LogFormatOpt = None,
+    log_file: LogFileOpt = None,
+) -> None:
+    """Show the current version, applied and pending migrations and drift (read-only)."""
+    try:
+        _status(component, env, fmt, log_format, log_file)
+    except (WrapperError, Exception) as exc:
+        raise _fail(exc) from None
+
+
+def _status(component, env, fmt, log_format, log_file) -> None:
+    from migrate_wrapper import report, target
+    from migrate_wrapper.verbs.status import status as status_verb
+
+    settings = _settings(env)
+    _listeners(log_format, log_file)
+    statuses = [status_verb(t) for t in target.resolve(settings, component)]
+    if fmt == OutputFormat.json:
+        typer.echo(report.dumps(report.status_document(statuses)))
+    else:
+        typer.echo("\n\n".join(report.status_text(st) for st in statuses))
+
+
+@app.command()
+def apply(
+    component: ComponentOpt = None,
+    env: EnvOpt = None,
+    yes: YesOpt = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and show the plan; change nothing.")] = False,
+    show_status: Annotated[bool, typer.Option("--status", help="Show status instead of applying.")] = False,
+    fmt: FormatOpt = OutputFormat.text,
+    log_format: LogFormatOpt = None,
+    log_file: LogFileOpt = None,
+) -> None:
+    """Apply every pending migration (all of them, in order)."""
+    if show_status:
+        return status(component, env, fmt, log_format, log_file)
+    try:
+        from migrate_wrapper import target
+        from migrate_wrapper.verbs.apply import apply as apply_verb
+
+        settings = _settings(env)
+        targets = target.resolve(settings, component)
+        _, listener = _listeners(log_format, log_file)
+        for t in targets:
+            apply_verb(settings, t, listener=listener, confirm=_confirm(yes), dry_run=dry_run)
+    except (WrapperError, Exception, KeyboardInterrupt) as exc:
+        raise _fail(exc) from None
+
+
+@app.command()
+def rollback(
+    version: Annotated[str, typer.Option("--version", help="The migration to revert, as YYYYMMDDHHMM_slug.")],
+    component: ComponentOpt = None,
+    env: EnvOpt = None,
+    yes: YesOpt = False,
+    log_format: LogFormatOpt = None,
+    log_file: LogFileOpt = None,
+) -> None:
+    """Revert VERSION and every migration applied after it."""
+    try:
+        from migrate_wrapper import target
+        from migrate_wrapper.verbs.rollback import rollback as rollback_verb
+
+        settings = _settings(env)
+        targets = target.resolve(settings, component)
+        if len(targets) != 1:
+            raise UsageError("rollback takes one component", hint="pass --component operational or analytics")
+        _, listener = _listeners(log_format, log_file)
+        rollback_verb(settings, targets[0], version, listener=listener, confirm=_confirm(yes))
+    except (WrapperError, Exception, KeyboardInterrupt) as exc:
+        raise _fail(exc) from None

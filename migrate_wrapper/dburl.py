@@ -1,0 +1,165 @@
+"""Database URLs: parse once, validate, mask for display, and derive what golang-migrate and psycopg each need.
+
+The password never leaves this object except through `for_migrate()` and `psycopg_kwargs()`, which are called only
+at the edge where a connection is made; everything printable goes through `masked()` or `mask_text()`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+
+from migrate_wrapper.errors import UsageError
+
+SCHEMES = ("postgres", "postgresql")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_USERINFO = re.compile(r"(\w+://[^:/@\s]*):[^@\s]*@")
+
+# Parameters libpq understands itself; golang-migrate's x-* parameters are its own and go nowhere else; any other
+# parameter lib/pq sends to the server as a run-time setting, so psycopg gets it as `options=-c name=value`.
+_LIBPQ_PARAMS = frozenset(
+    {
+        "host", "hostaddr", "port", "dbname", "user", "password", "passfile", "connect_timeout", "client_encoding",
+        "options", "application_name", "fallback_application_name", "keepalives", "keepalives_idle",
+        "keepalives_interval", "keepalives_count", "sslmode", "sslcert", "sslkey", "sslrootcert", "sslcrl",
+        "sslpassword", "target_session_attrs", "krbsrvname", "gssencmode",
+    }
+)
+_LIBPQ_ONLY_IN_LIBPQ = frozenset({"binary_parameters", "disable_prepared_binary_result", "sslinline", "sslsni"})
+_SECRET_PARAMS = frozenset({"password", "sslpassword"})
+
+# Every secret seen in a parsed URL this process: the CLI edge masks them in any message, even an unexpected one.
+KNOWN_SECRETS: set[str] = set()
+
+
+@dataclass(frozen=True)
+class DatabaseUrl:
+    setting: str  # which setting it came from, for messages
+    scheme: str
+    user: str
+    host: str
+    port: int | None
+    database: str
+    params: tuple[tuple[str, str], ...]
+    password: str = field(default="", repr=False)
+
+    @classmethod
+    def parse(cls, raw: str, *, setting: str) -> DatabaseUrl:
+        raw = raw.strip()
+        if "://" not in raw:
+            raise UsageError(
+                f"{setting} is not a URL (no scheme)",
+                hint="write it as postgres://user:password@host:5432/dbname?sslmode=require",
+            )
+        scheme = raw.split("://", 1)[0].lower()
+        if scheme not in SCHEMES:
+            raise UsageError(f"{setting} has scheme '{scheme}://'; use postgres:// or postgresql://")
+        if "#" in raw:
+            raise UsageError(f"{setting} contains '#'", hint="percent-encode it in the password (# is %23)")
+        if _BAD_ESCAPE.search(raw):
+            raise UsageError(f"{setting} has a '%' that is not a %XX escape", hint="percent-encode '%' as %25")
+        parts = urlsplit(raw)
+        try:
+            port = parts.port
+        except ValueError:
+            raise UsageError(
+                f"{setting} has an invalid host or port",
+                hint="percent-encode special characters in the password (@ %40, / %2F, : %3A)",
+            ) from None
+        database = unquote(parts.path.lstrip("/"))
+        params = tuple(parse_qsl(parts.query, keep_blank_values=True))
+        if not database and not dict(params).get("dbname"):
+            raise UsageError(f"{setting} names no database", hint="add /dbname after the host")
+        if "/" in database:
+            raise UsageError(
+                f"{setting} has an invalid path",
+                hint="percent-encode special characters in the password (/ is %2F)",
+            )
+        url = cls(
+            setting=setting,
+            scheme=scheme,
+            user=unquote(parts.username or ""),
+            host=parts.hostname or "",
+            port=port,
+            database=database,
+            params=params,
+            password=unquote(parts.password or ""),
+        )
+        KNOWN_SECRETS.update(url.secrets())
+        return url
+
+    # -- display ------------------------------------------------------------------------------------------------
+    @property
+    def where(self) -> str:
+        host = self.host or dict(self.params).get("host", "localhost")
+        return f"{host}:{self.port or 5432}/{self.database}"
+
+    def masked(self) -> str:
+        user = quote(self.user, safe="") if self.user else ""
+        auth = f"{user}:***@" if self.password or dict(self.params).get("password") else (f"{user}@" if user else "")
+        return f"{self.scheme}://{auth}{self.where}"
+
+    def secrets(self) -> list[str]:
+        found = [self.password, quote(self.password, safe="")]
+        found += [v for k, v in self.params if k in _SECRET_PARAMS]
+        return [s for s in found if s]
+
+    def mask_text(self, text: str) -> str:
+        return mask_text(text, self.secrets())
+
+    # -- for connections ----------------------------------------------------------------------------------------
+    def param(self, name: str) -> str | None:
+        return dict(self.params).get(name)
+
+    def for_migrate(self, extra: dict[str, str] | None = None) -> str:
+        """The URL golang-migrate gets: the operator's own, plus defaults the operator did not set."""
+        params = dict(self.params)
+        for key, value in (extra or {}).items():
+            params.setdefault(key, value)
+        userinfo = ""
+        if self.user or self.password:
+            userinfo = quote(self.user, safe="")
+            if self.password:
+                userinfo += ":" + quote(self.password, safe="")
+            userinfo += "@"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        port = f":{self.port}" if self.port else ""
+        query = f"?{urlencode(params)}" if params else ""
+        return f"{self.scheme}://{userinfo}{host}{port}/{quote(self.database, safe='')}{query}"
+
+    def psycopg_kwargs(self, *, connect_timeout: float) -> dict[str, str]:
+        """Keyword arguments for psycopg.connect that reach the same server, database and settings as lib/pq."""
+        # lib/pq defaults to PGSSLMODE, else "require"; psycopg gets the same so both clients reach the server alike.
+        kwargs: dict[str, str] = {"sslmode": os.environ.get("PGSSLMODE") or "require"}
+        server_settings: list[str] = []
+        for key, value in self.params:
+            if key.startswith("x-") or key in _LIBPQ_ONLY_IN_LIBPQ:
+                continue
+            if key in _LIBPQ_PARAMS:
+                kwargs[key] = value
+            else:
+                server_settings.append(f"-c {key}={value}")
+        if server_settings:
+            kwargs["options"] = " ".join(filter(None, [kwargs.get("options", ""), *server_settings]))
+        if self.host:
+            kwargs["host"] = self.host
+        if self.port:
+            kwargs["port"] = str(self.port)
+        if self.user:
+            kwargs["user"] = self.user
+        if self.password:
+            kwargs["password"] = self.password
+        if self.database:
+            kwargs["dbname"] = self.database
+        kwargs["connect_timeout"] = str(max(1, round(connect_timeout)))
+        return kwargs
+
+
+def mask_text(text: str, secrets: list[str] | tuple[str, ...] = ()) -> str:
+    """Hide every known secret and any user:password@ in URLs inside free text (e.g. golang-migrate's errors)."""
+    for secret in sorted(set(secrets) | KNOWN_SECRETS, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, "***")
+    return _USERINFO.sub(r"\1:***@", text)

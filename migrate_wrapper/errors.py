@@ -1,0 +1,83 @@
+"""Exit codes and the one error base every expected failure derives from.
+
+Nothing below the CLI prints or exits: layers raise a WrapperError subclass carrying the data that explains it, and
+the CLI edge turns it into one line and its exit code.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FAILED = 1  # a migration or a post-check failed
+    USAGE = 2  # usage or configuration error; nothing was run
+    PRECHECK = 3  # a pre-check failed; nothing was applied
+    APPROVAL = 4  # production approval missing or invalid
+    WINDOW = 5  # the time window was exceeded
+
+
+EXIT_CODE_HELP = (
+    "Exit codes: 0 ok; 1 migration or post-check failed; 2 usage or configuration error; "
+    "3 pre-check failed; 4 approval missing; 5 time window exceeded."
+)
+
+
+class WrapperError(Exception):
+    """An expected failure: the message is for the operator, already free of secrets."""
+
+    exit_code: ExitCode = ExitCode.FAILED
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}; {self.hint}" if self.hint else self.message
+
+
+class UsageError(WrapperError):
+    """Bad arguments, configuration or environment: nothing was run."""
+
+    exit_code = ExitCode.USAGE
+
+
+class BinaryError(UsageError):
+    """golang-migrate is missing, is not golang-migrate, or lacks the postgres driver."""
+
+
+class PreCheckFailed(WrapperError):
+    exit_code = ExitCode.PRECHECK
+
+    def __init__(self, check: str, reason: str, *, hint: str | None = None) -> None:
+        super().__init__(f"pre-check failed: {check}: {reason}", hint=hint)
+        self.check = check
+        self.reason = reason
+
+
+class ApprovalMissing(WrapperError):
+    exit_code = ExitCode.APPROVAL
+
+
+class MigrationFailed(WrapperError):
+    """golang-migrate (or a post-check) failed; carries where it stopped."""
+
+    exit_code = ExitCode.FAILED
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        version: str | None = None,
+        state: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.version = version
+        self.state = state
+
+
+class WindowExceeded(WrapperError):
+    exit_code = ExitCode.WINDOW

@@ -1,0 +1,90 @@
+"""What happens during a run, as a small set of callbacks that the console, the JSON log and the tracer listen to.
+
+Verbs call these hooks; they never print, log or trace by themselves. Each listener gets read-only data.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RunInfo:
+    command: str  # apply | rollback | status
+    component: str
+    direction: str  # up | down
+    dry_run: bool
+    environment: str
+    database: str  # masked URL
+    server_address: str
+    db_namespace: str
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    target: str | None = None  # migration id the run aims at ("none": nothing applied)
+    from_version: str | None = None
+    approved_by: str | None = None
+    started: float = field(default_factory=time.monotonic)
+    trace_id: str | None = None  # set by the tracer when there is one
+
+    def elapsed_ms(self) -> float:
+        return (time.monotonic() - self.started) * 1000.0
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    id: str  # YYYYMMDDHHMM_slug
+    version: int
+    direction: str
+    duration_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    phase: str  # pre | post
+    name: str
+    status: str  # ok | warn | fail
+    reason: str
+    data: dict | None = None
+
+
+class Listener:
+    """Every hook is optional; the defaults do nothing."""
+
+    def run_started(self, run: RunInfo, plan: list[str]) -> None: ...
+
+    def checks_started(self, run: RunInfo, phase: str) -> None: ...
+
+    def check(self, run: RunInfo, result: CheckResult) -> None: ...
+
+    def checks_finished(self, run: RunInfo, phase: str, results: list[CheckResult]) -> None: ...
+
+    def step_started(self, run: RunInfo, step: StepInfo) -> None: ...
+
+    def step_finished(self, run: RunInfo, step: StepInfo) -> None: ...
+
+    def output(self, run: RunInfo, line: str) -> None:
+        """A (masked) line of golang-migrate's own output."""
+
+    def note(self, run: RunInfo, event: str, message: str, **data: object) -> None:
+        """Anything else worth a log line: approval_granted, guardrail_exceeded, …"""
+
+    def run_finished(self, run: RunInfo, outcome: str, error: BaseException | None) -> None: ...
+
+
+class Listeners(Listener):
+    """Fans every hook out to each listener in order."""
+
+    def __init__(self, *listeners: Listener) -> None:
+        self.listeners = list(listeners)
+
+    def __getattribute__(self, name: str):  # noqa: ANN204 - forwards any hook
+        if name.startswith("_") or name == "listeners" or not hasattr(Listener, name):
+            return object.__getattribute__(self, name)
+        targets = object.__getattribute__(self, "listeners")
+
+        def fan_out(*args: object, **kwargs: object) -> None:
+            for listener in targets:
+                getattr(listener, name)(*args, **kwargs)
+
+        return fan_out

@@ -1,0 +1,117 @@
+"""Structured logs: one JSON object per line (python-json-logger), or a readable key=value line.
+
+Streams: JSON records go to stderr in `json` mode and, with --log-file, to that file in every mode. In `text` mode
+stderr carries readable records of warnings and errors only, because the human report on stdout already says the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import IO
+
+from migrate_wrapper.events import CheckResult, Listener, RunInfo, StepInfo
+
+LOGGER_NAME = "migrate_wrapper"
+REQUIRED_FIELDS = ("component", "direction", "dry_run", "run_id", "trace_id", "span_id")
+
+log = logging.getLogger(LOGGER_NAME)
+
+
+# Said on stdout by the console report or by the CLI's final error line already; text mode does not repeat them.
+_SHOWN_ELSEWHERE = {"migration_error", "migration_pre_checks", "migration_post_checks"}
+
+
+class _TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+def configure(fmt: str, log_file: Path | None, stream: IO[str] | None = None) -> None:
+    from pythonjsonlogger.json import JsonFormatter
+
+    json_formatter = JsonFormatter(
+        "%(levelname)s %(message)s", rename_fields={"levelname": "level", "message": "msg"}, timestamp=True
+    )
+    log.handlers.clear()
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    handler = logging.StreamHandler(stream or sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(json_formatter)
+    else:
+        handler.setFormatter(_TextFormatter())
+        handler.setLevel(logging.WARNING)
+        handler.addFilter(lambda record: getattr(record, "event", None) not in _SHOWN_ELSEWHERE)
+    log.addHandler(handler)
+    if log_file is not None:
+        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        file_handler.setFormatter(json_formatter)
+        log.addHandler(file_handler)
+
+
+def _fields(run: RunInfo, **extra: object) -> dict[str, object]:
+    from migrate_wrapper import telemetry  # the ids of the span the tracer has open, if any
+
+    trace_id, span_id = telemetry.current_ids(run)
+    return {
+        "event": extra.pop("event"),
+        "component": run.component,
+        "direction": run.direction,
+        "dry_run": run.dry_run,
+        "run_id": run.run_id,
+        "trace_id": trace_id,
+        "span_id": span_id,
+        "environment": run.environment,
+        **extra,
+    }
+
+
+def emit(run: RunInfo, event: str, message: str, level: int = logging.INFO, **data: object) -> None:
+    log.log(level, message, extra=_fields(run, event=event, **data))
+
+
+class LogListener(Listener):
+    def run_started(self, run: RunInfo, plan: list[str]) -> None:
+        emit(
+            run, "migration_start", f"{run.command} {run.component} started",
+            command=run.command, database=run.database, from_version=run.from_version, target=run.target, plan=plan,
+        )
+
+    def checks_finished(self, run: RunInfo, phase: str, results: list[CheckResult]) -> None:
+        worst = "fail" if any(r.status == "fail" for r in results) else "warn" if any(r.status == "warn" for r in results) else "ok"
+        emit(
+            run, f"migration_{phase}_checks", f"{phase}-checks {worst}",
+            level=logging.WARNING if worst != "ok" else logging.INFO,
+            result=worst,
+            checks=[{"name": r.name, "status": r.status, "reason": r.reason, **(r.data or {})} for r in results],
+        )
+
+    def step_started(self, run: RunInfo, step: StepInfo) -> None:
+        emit(run, "migration_step_start", f"{step.direction} {step.id}", version=step.id)
+
+    def step_finished(self, run: RunInfo, step: StepInfo) -> None:
+        emit(
+            run, "migration_step_finish", f"{step.direction} {step.id} done", version=step.id,
+            duration_ms=round(step.duration_ms or 0.0, 3),
+        )
+
+    def note(self, run: RunInfo, event: str, message: str, **data: object) -> None:
+        level = logging.WARNING if event in _WARNING_NOTES else logging.INFO
+        emit(run, event, message, level=level, **data)
+
+    def run_finished(self, run: RunInfo, outcome: str, error: BaseException | None) -> None:
+        duration = round(run.elapsed_ms(), 3)
+        if error is not None:
+            emit(
+                run, "migration_error", str(error), level=logging.ERROR, outcome=outcome,
+                error_type=type(error).__name__, duration_ms=duration,
+            )
+        emit(
+            run, "migration_finish", f"{run.command} {run.component} {outcome}", outcome=outcome,
+            duration_ms=duration, target=run.target,
+        )
+
+
+_WARNING_NOTES = {"approval_denied", "guardrail_exceeded", "telemetry_export_failed", "migration_drift"}

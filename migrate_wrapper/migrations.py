@@ -1,0 +1,128 @@
+"""Migration files on disk: what golang-migrate will see, and what the house naming rules expect.
+
+golang-migrate accepts any `<digits>_<title>.(up|down).<ext>` and silently ignores other files; the house rule is
+`YYYYMMDDHHMM_slug` with a lower-case slug. Both are checked here so status and the pre-checks can say which
+files golang-migrate will use and which break the rules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from migrate_wrapper.errors import UsageError
+
+GOLANG_MIGRATE_NAME = re.compile(r"^([0-9]+)_(.*)\.(down|up)\.(.*)$")
+HOUSE_ID = re.compile(r"^(\d{12})_([a-z0-9]+(?:_[a-z0-9]+)*)$")
+MAX_VERSION = 2**63 - 1  # golang-migrate parses uint64 but stores bigint
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    slug: str
+    version_text: str  # as written in the file name (leading zeros kept)
+    up: Path | None = None
+    down: Path | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.version_text}_{self.slug}"
+
+    def sha256(self, direction: str = "up") -> str | None:
+        path = self.up if direction == "up" else self.down
+        return hashlib.sha256(path.read_bytes()).hexdigest() if path else None
+
+
+@dataclass
+class MigrationSet:
+    folder: Path
+    migrations: list[Migration] = field(default_factory=list)  # sorted by version
+    problems: list[str] = field(default_factory=list)  # house-rule breaches, for status and pre-checks
+
+    def by_version(self, version: int) -> Migration | None:
+        return next((m for m in self.migrations if m.version == version), None)
+
+    def find(self, version_id: str) -> Migration | None:
+        """Look up `YYYYMMDDHHMM_slug` (or a bare version) as the operator typed it."""
+        head = version_id.split("_", 1)[0]
+        if not head.isdigit():
+            return None
+        migration = self.by_version(int(head))
+        if migration is None:
+            return None
+        if "_" in version_id and migration.id != version_id and f"{migration.version}_{migration.slug}" != version_id:
+            return None
+        return migration
+
+
+def parse_id(version_id: str) -> tuple[int, str]:
+    """Validate an operator-typed `YYYYMMDDHHMM_slug`; returns (version, slug)."""
+    match = HOUSE_ID.match(version_id)
+    if not match:
+        raise UsageError(
+            f"'{_printable(version_id)}' is not a migration id",
+            hint="expected YYYYMMDDHHMM_slug, e.g. 202611010900_create_accounts",
+        )
+    return int(match.group(1)), match.group(2)
+
+
+def _printable(text: str, limit: int = 80) -> str:
+    clean = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return clean if len(clean) <= limit else clean[:limit] + "…"
+
+
+def scan(folder: Path) -> MigrationSet:
+    if not folder.exists():
+        raise UsageError(f"migrations folder {folder} does not exist", hint="check --component and the project root")
+    if not folder.is_dir():
+        raise UsageError(f"migrations folder {folder} is not a directory")
+    try:
+        names = sorted(p.name for p in folder.iterdir())
+    except OSError as exc:
+        raise UsageError(f"cannot read migrations folder {folder}: {exc.strerror}") from None
+
+    found: dict[int, dict[str, object]] = {}
+    result = MigrationSet(folder=folder)
+    for name in names:
+        match = GOLANG_MIGRATE_NAME.match(name)
+        if not match:
+            if name.endswith(".sql"):
+                result.problems.append(f"{name}: not a migration file name; golang-migrate ignores it")
+            continue
+        version_text, slug, direction, ext = match.groups()
+        version = int(version_text)
+        if version > MAX_VERSION:
+            raise UsageError(f"{name}: version {version_text} is too large for golang-migrate")
+        if ext != "sql":
+            result.problems.append(f"{name}: extension .{ext} is not .sql, but golang-migrate will run it")
+        if not HOUSE_ID.match(f"{version_text}_{slug}"):
+            result.problems.append(f"{name}: name is not YYYYMMDDHHMM_slug (12 digits, lower-case slug)")
+        entry = found.setdefault(version, {"slug": slug, "text": version_text})
+        if direction in entry:
+            # golang-migrate refuses to open the folder at all in this case.
+            raise UsageError(
+                f"duplicate {direction} migration for version {version_text} in {folder}",
+                hint="give each migration its own version",
+            )
+        if entry["slug"] != slug:
+            result.problems.append(f"version {version_text}: up and down titles differ ({entry['slug']} / {slug})")
+        entry[direction] = folder / name
+
+    for version in sorted(found):
+        entry = found[version]
+        migration = Migration(
+            version=version,
+            slug=str(entry["slug"]),
+            version_text=str(entry["text"]),
+            up=entry.get("up"),  # type: ignore[arg-type]
+            down=entry.get("down"),  # type: ignore[arg-type]
+        )
+        if migration.up is None:
+            result.problems.append(f"{migration.id}: has a down file but no up file")
+        if migration.down is None:
+            result.problems.append(f"{migration.id}: has no down file; it cannot be rolled back")
+        result.migrations.append(migration)
+    return result

@@ -1,0 +1,94 @@
+"""What is applied, what is pending and what has drifted: the files compared with the database's version."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from migrate_wrapper.db import VersionState
+from migrate_wrapper.errors import UsageError
+from migrate_wrapper.migrations import Migration, MigrationSet, parse_id
+
+
+@dataclass
+class Status:
+    component: str
+    database: str  # masked URL
+    folder: str
+    state: VersionState
+    current: Migration | None
+    applied: list[Migration]
+    pending: list[Migration]
+    drift: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def version_label(self) -> str:
+        if self.state.version is None:
+            return "none"
+        label = self.current.id if self.current else str(self.state.version)
+        return f"{label} (dirty)" if self.state.dirty else label
+
+
+def status(
+    component: str,
+    database: str,
+    files: MigrationSet,
+    state: VersionState,
+    *,
+    never_applied: set[int] | None = None,
+) -> Status:
+    """`never_applied`: versions below the current one that the audit history shows were never applied, if known."""
+    version = state.version
+    applied = [m for m in files.migrations if version is not None and m.version <= version]
+    pending = [m for m in files.migrations if version is None or m.version > version]
+    current = files.by_version(version) if version is not None else None
+    drift: list[str] = []
+    if version is not None and current is None:
+        drift.append(
+            f"database version {version} is not among the migration files in {files.folder}: "
+            "golang-migrate cannot move from it"
+        )
+    for migration in applied:
+        if never_applied and migration.version in never_applied:
+            drift.append(
+                f"{migration.id} sorts below the applied version but was never applied: golang-migrate skips it"
+            )
+    for migration in files.migrations:
+        if migration.down is None:
+            drift.append(f"{migration.id} has no down file")
+    if never_applied:
+        applied = [m for m in applied if m.version not in never_applied]
+    return Status(
+        component=component,
+        database=database,
+        folder=str(files.folder),
+        state=state,
+        current=current,
+        applied=applied,
+        pending=pending,
+        drift=drift,
+        problems=list(files.problems),
+    )
+
+
+@dataclass(frozen=True)
+class RollbackPlan:
+    target: Migration  # the migration the operator named: it and everything after it are reverted
+    steps: list[Migration]  # newest first, as golang-migrate runs them
+    end_version: int | None  # the version the database ends at
+
+
+def rollback(st: Status, version_id: str) -> RollbackPlan:
+    parse_id(version_id)  # the shape first: a clear error for typos and shell metacharacters
+    applied_ids = ", ".join(m.id for m in st.applied) or "none"
+    version = int(version_id.split("_", 1)[0])
+    target = next((m for m in st.applied if m.version == version), None)
+    if target is None or target.id != version_id:
+        if target is not None:
+            reason = f"version {target.version_text} is {target.id}, not {version_id}"
+        else:
+            reason = f"{version_id} is not applied to {st.component}"
+        raise UsageError(f"{reason}; applied versions: {applied_ids}")
+    steps = sorted((m for m in st.applied if m.version >= target.version), key=lambda m: m.version, reverse=True)
+    before = [m for m in st.applied if m.version < target.version]
+    return RollbackPlan(target=target, steps=steps, end_version=before[-1].version if before else None)

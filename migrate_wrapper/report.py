@@ -1,0 +1,94 @@
+"""Human rendering: the status table, the plan, live step lines and the final summary (stdout)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import IO
+
+from migrate_wrapper.events import CheckResult, Listener, RunInfo, StepInfo
+from migrate_wrapper.plan import Status
+
+
+def status_text(st: Status) -> str:
+    lines = [
+        f"component: {st.component}",
+        f"database:  {st.database}",
+        f"folder:    {st.folder}",
+        f"version:   {st.version_label}",
+        f"applied:   {len(st.applied)}",
+    ]
+    lines += [f"  {m.id}" for m in st.applied]
+    lines.append(f"pending:   {len(st.pending)}")
+    lines += [f"  {m.id}" for m in st.pending]
+    if st.state.dirty:
+        lines.append(
+            "DIRTY: the last migration failed half-way; inspect the schema, then force the version "
+            "(see the runbook's dirty-state recovery)"
+        )
+    for line in st.drift:
+        lines.append(f"drift:     {line}")
+    for line in st.problems:
+        lines.append(f"warning:   {line}")
+    return "\n".join(lines)
+
+
+def status_document(statuses: list[Status]) -> dict:
+    return {"components": [status_dict(st) for st in statuses]}
+
+
+def status_dict(st: Status) -> dict:
+    return {
+        "component": st.component,
+        "database": st.database,
+        "folder": st.folder,
+        "version": st.current.id if st.current else st.state.version,
+        "dirty": st.state.dirty,
+        "migrations_table": f"{st.state.schema}.{st.state.table}",
+        "applied": [{"version": m.version_text, "slug": m.slug, "id": m.id} for m in st.applied],
+        "pending": [{"version": m.version_text, "slug": m.slug, "id": m.id} for m in st.pending],
+        "drift": st.drift,
+        "problems": st.problems,
+    }
+
+
+def dumps(document: dict) -> str:
+    return json.dumps(document, indent=2, sort_keys=False)
+
+
+class ConsoleListener(Listener):
+    """Readable progress for an operator; writes to stdout."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stdout
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def run_started(self, run: RunInfo, plan: list[str]) -> None:
+        verb = {"up": "apply", "down": "roll back"}[run.direction]
+        dry = " (dry run: nothing will be changed)" if run.dry_run else ""
+        self._print(f"{run.component} @ {run.database}: {verb} {len(plan)} migration(s){dry}")
+        self._print(f"  from {run.from_version or 'none'} to {run.target or 'none'}")
+        for step in plan:
+            self._print(f"  - {step}")
+
+    def check(self, run: RunInfo, result: CheckResult) -> None:
+        self._print(f"  [{result.status:>4}] {result.phase}-check {result.name}: {result.reason}")
+
+    def step_finished(self, run: RunInfo, step: StepInfo) -> None:
+        self._print(f"  {'applied' if step.direction == 'up' else 'reverted'} {step.id} ({_ms(step.duration_ms)})")
+
+    def note(self, run: RunInfo, event: str, message: str, **data: object) -> None:
+        if event in ("dry_run_file", "migration_noop", "guardrail_exceeded", "approval_granted", "migration_state"):
+            self._print(message)
+
+    def run_finished(self, run: RunInfo, outcome: str, error: BaseException | None) -> None:
+        if error is None:
+            self._print(f"{run.component}: {outcome} at {run.target or 'none'} in {_ms(run.elapsed_ms())}")
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "?"
+    return f"{value:.1f}ms" if value < 1000 else f"{value / 1000:.2f}s"

@@ -1,0 +1,322 @@
+"""The golang-migrate runner: find and vet the binary, build argv, run it, and parse its output as it arrives.
+
+golang-migrate writes everything to stderr. With -verbose each step is announced when it starts
+(`Read and execute V/u title`) and when it ends (`Finished V/u title (read 1ms, ran 2ms)`), which is what lets the
+wrapper time, log and trace every step live. The first `error:` line ends the useful output: everything after it
+is the error (a failing file is dumped whole, so it spans lines).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from migrate_wrapper.errors import BinaryError
+from migrate_wrapper.versions import GOLANG_MIGRATE_VERSION
+
+# lib/pq panics at start-up when one of these is set in its environment.
+LIBPQ_CRASHERS = ("PGSERVICE", "PGHOSTADDR", "PGSSLCRL")
+
+_TIMESTAMP = re.compile(r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)? ")
+_STEP = r"(?P<version>\d+)/(?P<direction>[ud]) (?P<title>.*?)"
+_STEP_START = re.compile(rf"^Read and execute {_STEP}$")
+_STEP_FINISH_VERBOSE = re.compile(rf"^Finished {_STEP} \(read (?P<read>[^,]+), ran (?P<ran>[^)]+)\)$")
+_STEP_FINISH_PLAIN = re.compile(rf"^{_STEP} \((?P<took>[0-9][^)]*)\)$")
+_FINISHED_AFTER = re.compile(r"^Finished after (?P<took>\S+)$")
+_DURATION_PART = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
+_UNIT_MS = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "μs": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+
+
+def go_duration_ms(text: str) -> float:
+    """Parse a Go time.Duration string (`850µs`, `1.2s`, `1m3.5s`) into milliseconds."""
+    text = text.strip()
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"not a Go duration: {text!r}")
+    return sum(float(n) * _UNIT_MS[u] for n, u in parts)
+
+
+# -- events parsed from golang-migrate's output ------------------------------------------------------------------
+@dataclass(frozen=True)
+class StepStarted:
+    version: int
+    direction: str  # "up" | "down"
+    title: str
+
+
+@dataclass(frozen=True)
+class StepFinished:
+    version: int
+    direction: str
+    title: str
+    duration_ms: float
+
+
+@dataclass(frozen=True)
+class NoChange:
+    pass
+
+
+@dataclass(frozen=True)
+class Stopping:
+    """golang-migrate received SIGINT and will stop after the running step."""
+
+
+@dataclass(frozen=True)
+class ErrorLine:
+    text: str
+
+
+Event = StepStarted | StepFinished | NoChange | Stopping | ErrorLine
+
+
+def parse_line(line: str) -> Event | None:
+    """One line of golang-migrate output (verbose or not) → an event, or None for chatter."""
+    line = _TIMESTAMP.sub("", line.rstrip("\r\n"), count=1)
+    if line.startswith("error: "):
+        return ErrorLine(line[len("error: ") :])
+    if m := _STEP_START.match(line):
+        return StepStarted(int(m["version"]), _direction(m["direction"]), m["title"])
+    if m := _STEP_FINISH_VERBOSE.match(line):
+        took = go_duration_ms(m["read"]) + go_duration_ms(m["ran"])
+        return StepFinished(int(m["version"]), _direction(m["direction"]), m["title"], took)
+    if m := _STEP_FINISH_PLAIN.match(line):
+        try:
+            took = go_duration_ms(m["took"])
+        except ValueError:
+            return None
+        return StepFinished(int(m["version"]), _direction(m["direction"]), m["title"], took)
+    if line == "no change":
+        return NoChange()
+    if line.startswith("Stopping after this running migration"):
+        return Stopping()
+    return None
+
+
+def _direction(letter: str) -> str:
+    return "up" if letter == "u" else "down"
+
+
+# -- errors ---------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MigrateFailure:
+    kind: str  # migration_failed | dirty | missing_version | connect | source | other
+    message: str  # one line, no SQL file dump
+    sql_line: int | None = None
+    version: int | None = None
+
+
+_MIGRATION_FAILED = re.compile(r"^migration failed: (?P<msg>.*?) in line (?P<line>\d+): ", re.S)
+_MIGRATION_FAILED_BARE = re.compile(r"^migration failed in line (?P<line>\d+): ", re.S)
+_DETAILS = re.compile(r"\(details: (?P<details>.*)\)\s*$", re.S)
+_DIRTY = re.compile(r"^Dirty database version (?P<version>-?\d+)\. Fix and force version\.")
+_MISSING = re.compile(r"^no migration found for version (?P<version>\d+)")
+
+
+def parse_error(text: str) -> MigrateFailure:
+    """Turn golang-migrate's error text (everything after `error: `) into one clear line."""
+    text = text.strip()
+    if m := _MIGRATION_FAILED.match(text) or _MIGRATION_FAILED_BARE.match(text):
+        # The file's whole text sits between "in line N: " and the last "(details: …)"; drop it.
+        details = _DETAILS.search(text)
+        reason = details["details"].strip() if details else ""
+        reason = reason.removeprefix("pq: ")
+        message = m.groupdict().get("msg") or reason or "migration failed"
+        if reason and reason not in message:
+            message = f"{message} ({reason})"
+        sql_line = int(m["line"]) or None
+        return MigrateFailure("migration_failed", _one_line(message), sql_line=sql_line)
+    if m := _DIRTY.match(text):
+        return MigrateFailure("dirty", f"database is dirty at version {m['version']}", version=int(m["version"]))
+    if m := _MISSING.match(text):
+        return MigrateFailure(
+            "missing_version",
+            f"the database is at version {m['version']}, which is not among the migration files",
+            version=int(m["version"]),
+        )
+    if text.startswith("failed to open database"):
+        return MigrateFailure("connect", _one_line(text))
+    if text.startswith("failed to open source"):
+        return MigrateFailure("source", _one_line(text))
+    return MigrateFailure("other", _one_line(text))
+
+
+def _one_line(text: str, limit: int = 500) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[:limit] + "…"
+
+
+# -- the binary -----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Binary:
+    path: Path
+    version: str  # as reported by -version
+
+
+def locate(configured: str | None, project_root: Path) -> Path:
+    """MIGRATE_BIN, else `migrate` on PATH, else the project's .tools/bin/migrate."""
+    if configured:
+        path = Path(configured).expanduser()
+        if not path.is_file() or not os.access(path, os.X_OK):
+            raise BinaryError(f"MIGRATE_BIN={configured} is not an executable file", hint="run `make setup`")
+        return path
+    on_path = shutil.which("migrate")
+    if on_path:
+        return Path(on_path)
+    local = project_root / ".tools" / "bin" / "migrate"
+    if local.is_file() and os.access(local, os.X_OK):
+        return local
+    raise BinaryError(
+        "golang-migrate not found (no MIGRATE_BIN, no `migrate` on PATH, no .tools/bin/migrate)",
+        hint="run `make setup` to build the pinned version",
+    )
+
+
+def vet(path: Path, *, timeout: float = 10.0) -> Binary:
+    """Check that `path` is golang-migrate v4 with the postgres driver compiled in."""
+    pinned = f"make setup builds v{GOLANG_MIGRATE_VERSION}"
+    try:
+        version_run = subprocess.run(
+            [str(path), "-version"], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+            env=child_env(),
+        )
+        help_run = subprocess.run(
+            [str(path), "-help"], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+            env=child_env(),
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BinaryError(f"cannot run {path}: {exc}", hint=pinned) from None
+    version = (version_run.stderr + version_run.stdout).strip()
+    drivers = re.search(r"^Database drivers: (.*)$", help_run.stderr + help_run.stdout, re.M)
+    if version_run.returncode != 0 or drivers is None:
+        raise BinaryError(f"{path} is not golang-migrate", hint=pinned)
+    if "postgres" not in [d.strip() for d in drivers.group(1).split(",")]:
+        raise BinaryError(
+            f"{path} was built without the postgres driver",
+            hint=f"{pinned} with -tags 'postgres'",
+        )
+    if version != "dev" and not re.match(r"^v?4\.\d+", version):
+        raise BinaryError(f"{path} is golang-migrate {version}; v4 is required", hint=pinned)
+    return Binary(path=path, version=version.removeprefix("v"))
+
+
+def child_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in LIBPQ_CRASHERS}
+
+
+def build_argv(binary: Path, *, source: Path, database_url: str, command: Sequence[str]) -> list[str]:
+    """Global flags first, then the command: golang-migrate ignores flags placed after it."""
+    return [str(binary), "-verbose", "-path", str(source), "-database", database_url, *command]
+
+
+# -- running it -----------------------------------------------------------------------------------------------------
+@dataclass
+class RunResult:
+    returncode: int
+    steps: list[StepFinished] = field(default_factory=list)
+    no_change: bool = False
+    failure: MigrateFailure | None = None
+    interrupted: bool = False  # stopped by a deadline or a signal
+
+
+def run(
+    argv: list[str],
+    *,
+    mask: Callable[[str], str],
+    on_event: Callable[[Event], None] = lambda event: None,
+    on_output: Callable[[str], None] = lambda line: None,
+    deadline: float | None = None,
+    on_deadline: Callable[[subprocess.Popen[bytes]], None] | None = None,
+) -> RunResult:
+    """Run golang-migrate, parsing each line as it arrives; every line is masked before anyone sees it.
+
+    At `deadline` (a time.monotonic() value) `on_deadline(process)` is called once to stop it; the run then goes on
+    reading until the process exits, so steps that finish in the meantime are still reported.
+    """
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=child_env(),
+        start_new_session=True,  # the wrapper decides when golang-migrate sees a signal
+    )
+    lines: queue.Queue[bytes | None] = queue.Queue()
+    reader = threading.Thread(target=_pump, args=(proc, lines), daemon=True)
+    reader.start()
+
+    result = RunResult(returncode=-1)
+    error_lines: list[str] = []
+    deadline_hit = False
+    try:
+        while True:
+            timeout = None if deadline is None or deadline_hit else max(0.0, deadline - time.monotonic())
+            try:
+                raw = lines.get(timeout=timeout)
+            except queue.Empty:
+                deadline_hit = True
+                result.interrupted = True
+                if on_deadline:
+                    on_deadline(proc)
+                continue
+            if raw is None:
+                break
+            line = mask(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+            on_output(line)
+            if error_lines:
+                error_lines.append(line)
+                continue
+            event = parse_line(line)
+            if isinstance(event, ErrorLine):
+                error_lines.append(event.text)
+                continue
+            if isinstance(event, StepFinished):
+                result.steps.append(event)
+            elif isinstance(event, NoChange):
+                result.no_change = True
+            elif isinstance(event, Stopping):
+                result.interrupted = True
+            if event is not None:
+                on_event(event)
+        result.returncode = proc.wait()
+    except BaseException:
+        # Never leave golang-migrate running behind us (KeyboardInterrupt included).
+        stop(proc)
+        raise
+    if error_lines:
+        result.failure = parse_error("\n".join(error_lines))
+    elif result.returncode != 0:
+        result.failure = MigrateFailure("other", f"golang-migrate exited with code {result.returncode}")
+    return result
+
+
+def _pump(proc: subprocess.Popen[bytes], lines: queue.Queue[bytes | None]) -> None:
+    assert proc.stdout is not None
+    for raw in proc.stdout:
+        lines.put(raw)
+    lines.put(None)
+
+
+def stop(proc: subprocess.Popen[bytes], *, grace: float = 5.0) -> None:
+    """Ask politely (SIGINT: finish the running step), then end it."""
+    if proc.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGINT, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue

@@ -1,0 +1,25 @@
+"""A component made concrete: its database URL and migration files, all validated before anything runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from migrate_wrapper import components, migrations
+from migrate_wrapper.components import Component
+from migrate_wrapper.dburl import DatabaseUrl
+from migrate_wrapper.migrations import MigrationSet
+from migrate_wrapper.settings import Settings
+
+
+@dataclass(frozen=True)
+class Target:
+    component: Component
+    url: DatabaseUrl
+    files: MigrationSet
+
+
+def resolve(settings: Settings, component: str | None) -> list[Target]:
+    """Every chosen component's URL and files, so `--component all` fails before touching the first database."""
+    root = settings.project_root()
+    chosen = components.resolve(component or settings.migration_component)
+    return [Target(c, settings.url_for(c), migrations.scan(root / c.migrations_dir)) for c in chosen]
