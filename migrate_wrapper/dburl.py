@@ -157,9 +157,12 @@ class DatabaseUrl:
         return kwargs
 
 
+MIN_MASKED_LENGTH = 4  # shorter secrets would blank out ordinary words; URL userinfo is still masked below
+
+
 def mask_text(text: str, secrets: list[str] | tuple[str, ...] = ()) -> str:
     """Hide every known secret and any user:password@ in URLs inside free text (e.g. golang-migrate's errors)."""
     for secret in sorted(set(secrets) | KNOWN_SECRETS, key=len, reverse=True):
-        if secret:
+        if len(secret) >= MIN_MASKED_LENGTH:
             text = text.replace(secret, "***")
     return _USERINFO.sub(r"\1:***@", text)

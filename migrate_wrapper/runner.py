@@ -87,9 +87,10 @@ def parse_line(line: str) -> Event | None:
     if m := _STEP_START.match(line):
         return StepStarted(int(m["version"]), _direction(m["direction"]), m["title"])
     if m := _STEP_FINISH_VERBOSE.match(line):
-        took = go_duration_ms(m["read"]) + go_duration_ms(m["ran"])
-        return StepFinished(int(m["version"]), _direction(m["direction"]), m["title"], took)
+        # "ran" is the step's own time; "read" counts from when all files started buffering.
+        return StepFinished(int(m["version"]), _direction(m["direction"]), m["title"], go_duration_ms(m["ran"]))
     if m := _STEP_FINISH_PLAIN.match(line):
+        # Without -verbose the figure is cumulative since the run began; the wrapper always passes -verbose.
         try:
             took = go_duration_ms(m["took"])
         except ValueError:
@@ -117,7 +118,6 @@ class MigrateFailure:
 
 _MIGRATION_FAILED = re.compile(r"^migration failed: (?P<msg>.*?) in line (?P<line>\d+): ", re.S)
 _MIGRATION_FAILED_BARE = re.compile(r"^migration failed in line (?P<line>\d+): ", re.S)
-_DETAILS = re.compile(r"\(details: (?P<details>.*)\)\s*$", re.S)
 _DIRTY = re.compile(r"^Dirty database version (?P<version>-?\d+)\. Fix and force version\.")
 _MISSING = re.compile(r"^no migration found for version (?P<version>\d+)")
 
@@ -127,8 +127,9 @@ def parse_error(text: str) -> MigrateFailure:
     text = text.strip()
     if m := _MIGRATION_FAILED.match(text) or _MIGRATION_FAILED_BARE.match(text):
         # The file's whole text sits between "in line N: " and the last "(details: …)"; drop it.
-        details = _DETAILS.search(text)
-        reason = details["details"].strip() if details else ""
+        # The file text may itself contain "(details: ", so the driver's error is the last one.
+        cut = text.rfind("(details: ")
+        reason = text[cut + len("(details: ") :].strip().removesuffix(")") if cut >= 0 else ""
         reason = reason.removeprefix("pq: ")
         message = m.groupdict().get("msg") or reason or "migration failed"
         if reason and reason not in message:

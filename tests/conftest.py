@@ -1,0 +1,152 @@
+"""Shared fixtures: the real golang-migrate binary and a PostgreSQL the test session starts itself.
+
+Tests that need them never skip in CI (CI=true): a missing binary or server there is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parents[1]
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+CANARY_PASSWORD = "Canary-Pw:7q@x/%#"  # URL specials on purpose; must never appear anywhere, raw or encoded
+CANARY_FORMS = (CANARY_PASSWORD, quote(CANARY_PASSWORD, safe=""), "Canary-Pw")
+
+
+def _unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{reason} (CI never skips these tests: run `make setup`)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def migrate_bin() -> Path:
+    path = Path(os.environ.get("MIGRATE_BIN") or ROOT / ".tools" / "bin" / "migrate")
+    if not path.is_file():
+        _unavailable(f"golang-migrate not built at {path}")
+    return path
+
+
+@dataclass(frozen=True)
+class Server:
+    host: str
+    port: int
+    password: str
+
+    def url(self, database: str, user: str = "postgres", password: str | None = None) -> str:
+        pw = quote(self.password if password is None else password, safe="")
+        return f"postgres://{user}:{pw}@{self.host}:{self.port}/{database}?sslmode=disable"
+
+    def psql(self, database: str, sql: str) -> str:
+        out = subprocess.run(
+            ["psql", "-X", "-qAt", "-v", "ON_ERROR_STOP=1", "-d", self.url(database), "-c", sql],
+            capture_output=True, text=True, check=True, timeout=60,
+        )
+        return out.stdout.strip()
+
+    def dump_schema(self, database: str) -> str:
+        out = subprocess.run(
+            ["pg_dump", "--schema-only", "--no-owner", "-d", self.url(database)],
+            capture_output=True, text=True, check=True, timeout=60,
+        ).stdout
+        # pg_dump >= 15.14 brackets dumps with a random \restrict key.
+        return "\n".join(line for line in out.splitlines() if not line.startswith(("\\restrict", "\\unrestrict")))
+
+
+@pytest.fixture(scope="session")
+def pg(tmp_path_factory) -> Server:
+    script = ROOT / "scripts" / "dev" / "local-postgres.sh"
+    if not shutil.which("psql") or not Path("/usr/lib/postgresql/15/bin/initdb").exists() and not os.environ.get("PG_BIN"):
+        _unavailable("PostgreSQL 15 server binaries not found")
+    state = tmp_path_factory.mktemp("pg")
+    env = {**os.environ, "LOCAL_PG_DIR": str(state), "MIGRATE_ENV_FILE": str(state / "migrate.env")}
+    started = subprocess.run([str(script), "start"], env=env, capture_output=True, text=True, timeout=180,
+                             stdin=subprocess.DEVNULL)
+    if started.returncode != 0:
+        pytest.fail(f"local PostgreSQL did not start: {started.stderr}")
+    server = Server("127.0.0.1", int((state / "port").read_text().strip()), (state / "password").read_text().strip())
+    # A role with a canary password: every test that uses it proves the password leaks nowhere.
+    server.psql("postgres", f"create role canary login superuser password '{CANARY_PASSWORD}'")
+    yield server
+    subprocess.run([str(script), "destroy"], env=env, capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+@dataclass
+class Databases:
+    server: Server
+    operational: str
+    analytics: str
+    env_file: Path
+
+    def url(self, component: str) -> str:
+        return self.server.url(getattr(self, component), user="canary", password=CANARY_PASSWORD)
+
+
+@pytest.fixture
+def dbs(pg: Server, tmp_path: Path) -> Databases:
+    """Two fresh databases and an env file pointing at them through the canary role."""
+    suffix = uuid.uuid4().hex[:10]
+    names = (f"op_{suffix}", f"an_{suffix}")
+    for name in names:
+        pg.psql("postgres", f"create database {name}")
+    env_file = tmp_path / "migrate.env"
+    result = Databases(pg, *names, env_file)
+    env_file.write_text(
+        f"DB_URL={result.url('operational')}\nANALYTICS_URL={result.url('analytics')}\nMIGRATION_ENVIRONMENT=dev\n"
+    )
+    yield result
+    for name in names:
+        pg.psql("postgres", f"drop database if exists {name} with (force)")
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, root: Path = ROOT,
+            timeout: float = 120) -> Result:
+    """The real CLI in a subprocess, with no terminal; asserts the house rules every run must keep."""
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_URL", "ANALYTICS_URL", "MIGRATION_", "OTEL_"))}
+    child_env.update({"MIGRATE_WRAPPER_ROOT": str(root)})
+    child_env.setdefault("MIGRATE_BIN", str(ROOT / ".tools" / "bin" / "migrate"))
+    child_env.update(env or {})
+    proc = subprocess.run(
+        [sys.executable, "-m", "migrate_wrapper", *args], capture_output=True, text=True, timeout=timeout,
+        stdin=subprocess.DEVNULL, env=child_env, cwd=cwd,
+    )
+    result = Result(proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in result.output, result.output
+    assert not any(form in result.output for form in CANARY_FORMS), result.output
+    return result
+
+
+@pytest.fixture
+def project(tmp_path: Path):
+    """A project root with its own migrations folders, for tests that need migrations of their own."""
+
+    def make(files: dict[str, dict[str, str]]) -> Path:
+        root = tmp_path / "project"
+        for component in ("operational", "analytics"):
+            folder = root / "db" / "migrations" / component
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, body in files.get(component, {}).items():
+                (folder / name).write_text(body)
+        return root
+
+    return make

@@ -1,0 +1,149 @@
+"""Bad input: one clear line, the documented exit code, no traceback, and the database untouched."""
+
+import json
+import os
+import stat
+
+import pytest
+
+from tests.conftest import ROOT, run_cli
+
+pytestmark = pytest.mark.integration
+
+UP = "202611010900_create_accounts"
+
+
+def untouched(dbs):
+    return dbs.server.psql(dbs.operational, "select to_regclass('schema_migrations') is null") == "t"
+
+
+def one_error_line(result):
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    return errors[0]
+
+
+def test_missing_env_file(tmp_path):
+    result = run_cli("status", "-c", "operational", "--env", str(tmp_path / "missing.env"))
+    assert result.returncode == 2
+    assert "does not exist" in one_error_line(result)
+
+
+def test_unknown_component(dbs):
+    result = run_cli("apply", "-c", "billing", "--env", str(dbs.env_file), "--yes")
+    assert result.returncode == 2
+    assert "unknown component 'billing'" in one_error_line(result)
+
+
+def test_component_from_the_selector(migrate_bin, dbs):
+    with dbs.env_file.open("a") as f:
+        f.write("MIGRATION_COMPONENT=analytics\n")
+    result = run_cli("status", "--env", str(dbs.env_file), "--format", "json")
+    assert result.returncode == 0, result.output
+    assert [c["component"] for c in json.loads(result.stdout)["components"]] == ["analytics"]
+
+
+def test_all_with_a_missing_url_runs_nothing(migrate_bin, dbs):
+    text = dbs.env_file.read_text()
+    dbs.env_file.write_text("\n".join(l for l in text.splitlines() if not l.startswith("ANALYTICS_URL")) + "\n")
+    result = run_cli("apply", "-c", "all", "--env", str(dbs.env_file), "--yes")
+    assert result.returncode == 2
+    assert "ANALYTICS_URL is not set" in one_error_line(result)
+    assert untouched(dbs)
+
+
+def test_malformed_env_line(dbs):
+    with dbs.env_file.open("a") as f:
+        f.write("this line is wrong\n")
+    result = run_cli("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes")
+    assert result.returncode == 2
+    assert "cannot parse this line" in one_error_line(result)
+    assert untouched(dbs)
+
+
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [
+        ("202611010900_create_acounts", "202611010900 is 202611010900_create_accounts, not 202611010900_create_acounts"),
+        ("209912310000_future", "209912310000_future is not applied to operational; applied versions: 2026"),
+        ("$(touch /tmp/pwned); x", "is not a migration id"),
+    ],
+)
+def test_rollback_refuses_bad_versions(migrate_bin, dbs, version, message):
+    assert run_cli("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes").returncode == 0
+    before = dbs.server.dump_schema(dbs.operational)
+    result = run_cli("rollback", "-c", "operational", "--env", str(dbs.env_file), "--version", version, "--yes")
+    assert result.returncode == 2
+    assert message in one_error_line(result)
+    assert dbs.server.dump_schema(dbs.operational) == before
+    assert not os.path.exists("/tmp/pwned")
+
+
+def test_rollback_of_all_components_is_refused(dbs):
+    result = run_cli("rollback", "-c", "all", "--env", str(dbs.env_file), "--version", UP, "--yes")
+    assert result.returncode == 2
+    assert "rollback takes one component" in one_error_line(result)
+
+
+def test_wrong_password_is_a_connectivity_failure_without_the_password(migrate_bin, dbs):
+    dbs.env_file.write_text(f"DB_URL={dbs.server.url(dbs.operational, user='canary', password='Canary-Pw-wrong')}\n")
+    result = run_cli("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes")
+    assert result.returncode == 3
+    line = one_error_line(result)
+    assert line.startswith("error: pre-check failed: connectivity: cannot connect to postgres://canary:***@127.0.0.1")
+    assert "Canary-Pw-wrong" not in result.output
+
+
+def test_migrate_bin_that_is_not_golang_migrate(dbs, tmp_path):
+    fake = tmp_path / "migrate"
+    fake.write_text("#!/bin/sh\necho 'hello'\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    result = run_cli("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes", env={"MIGRATE_BIN": str(fake)})
+    assert result.returncode == 2
+    assert "is not golang-migrate" in one_error_line(result)
+    assert untouched(dbs)
+
+
+def test_migrate_bin_missing(dbs, tmp_path):
+    result = run_cli("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes",
+                     env={"MIGRATE_BIN": str(tmp_path / "nope")})
+    assert result.returncode == 2
+    assert "is not an executable file" in one_error_line(result)
+
+
+def test_failing_migration_is_one_clear_line_and_leaves_dirty(migrate_bin, dbs, project):
+    root = project({"operational": {
+        "202601010000_a.up.sql": "create table a(id int);\n", "202601010000_a.down.sql": "drop table a;\n",
+        "202601010100_bad.up.sql": "-- boom\ncreate table c(id int);\nselect * from nonexist;\n",
+        "202601010100_bad.down.sql": "drop table c;\n",
+    }})
+    result = run_cli("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes", root=root)
+    assert result.returncode == 1
+    line = one_error_line(result)
+    assert "202601010100_bad failed: relation \"nonexist\" does not exist" in line
+    assert "(line 3)" in line and "version 202601010100_bad (dirty)" in line
+    assert "create table c" not in result.stderr.split("error: ")[-1]  # no file dump
+    # The next run refuses with the dirty pre-check and the recovery command.
+    again = run_cli("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes", root=root)
+    assert again.returncode == 3
+    assert "pre-check failed: dirty: database is dirty at version 202601010100" in one_error_line(again)
+    assert "force 202601010000" in again.stderr
+
+
+def test_missing_migrations_folder(dbs, tmp_path):
+    result = run_cli("status", "-c", "operational", "--env", str(dbs.env_file), root=tmp_path)
+    assert result.returncode == 2
+    assert "migrations folder" in one_error_line(result) and "does not exist" in result.stderr
+
+
+def test_pg_variables_that_crash_lib_pq_are_cleaned(migrate_bin, dbs):
+    result = run_cli("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes",
+                     env={"PGSSLCRL": "/nonexistent", "PGHOSTADDR": "127.0.0.1"})
+    assert result.returncode == 0, result.output
+    assert "panic" not in result.output
+
+
+def test_help_documents_exit_codes():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    assert "3 pre-check failed" in result.stdout and "5 time window exceeded" in result.stdout

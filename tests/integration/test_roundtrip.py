@@ -1,0 +1,87 @@
+"""apply → status → rollback by version → status, for both components, with the real binary and server."""
+
+import json
+
+import pytest
+
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.integration
+
+
+def status_doc(dbs, component):
+    result = run_cli("status", "--component", component, "--env", str(dbs.env_file), "--format", "json")
+    assert result.returncode == 0, result.output
+    (doc,) = json.loads(result.stdout)["components"]
+    return doc
+
+
+@pytest.mark.parametrize("component", ["operational", "analytics"])
+def test_apply_status_rollback_status(migrate_bin, dbs, component):
+    before = status_doc(dbs, component)
+    assert before["version"] is None and before["applied"] == []
+    ids = [m["id"] for m in before["pending"]]
+    assert len(ids) >= 4
+
+    applied = run_cli("apply", "--component", component, "--env", str(dbs.env_file), "--yes")
+    assert applied.returncode == 0, applied.output
+    finished = [json.loads(line) for line in applied.stderr.splitlines() if '"migration_step_finish"' in line]
+    assert [r["version"] for r in finished] == ids
+    assert all(r["duration_ms"] >= 0 for r in finished)
+
+    after = status_doc(dbs, component)
+    assert (after["version"], after["dirty"], after["pending"]) == (ids[-1], False, [])
+    assert [m["id"] for m in after["applied"]] == ids
+
+    rolled = run_cli("rollback", "--component", component, "--env", str(dbs.env_file), "--version", ids[2], "--yes")
+    assert rolled.returncode == 0, rolled.output
+    reverted = [json.loads(line)["version"] for line in rolled.stderr.splitlines() if '"migration_step_finish"' in line]
+    assert reverted == list(reversed(ids[2:]))
+
+    end = status_doc(dbs, component)
+    assert end["version"] == ids[1] and not end["dirty"]
+    assert [m["id"] for m in end["pending"]] == ids[2:]
+
+
+def test_component_all_applies_each_in_order(migrate_bin, dbs):
+    result = run_cli("apply", "--component", "all", "--env", str(dbs.env_file), "--yes")
+    assert result.returncode == 0, result.output
+    starts = [json.loads(line)["component"] for line in result.stderr.splitlines() if '"migration_start"' in line]
+    assert starts == ["operational", "analytics"]
+    assert dbs.server.psql(dbs.operational, "select count(*) from schema_migrations where not dirty") == "1"
+    assert dbs.server.psql(dbs.analytics, "select to_regclass('events') is not null") == "t"
+
+
+def test_status_and_dry_run_change_nothing(migrate_bin, dbs):
+    before = {c: dbs.server.dump_schema(getattr(dbs, c)) for c in ("operational", "analytics")}
+    assert run_cli("status", "--component", "all", "--env", str(dbs.env_file)).returncode == 0
+    dry = run_cli("apply", "--component", "operational", "--env", str(dbs.env_file), "--dry-run", "--yes",
+                  "--log-format", "text")
+    assert dry.returncode == 0, dry.output
+    assert "dry run" in dry.stdout and "CREATE TABLE accounts" in dry.stdout
+    after = {c: dbs.server.dump_schema(getattr(dbs, c)) for c in ("operational", "analytics")}
+    assert after == before
+    assert dbs.server.psql(dbs.operational, "select to_regclass('schema_migrations') is null") == "t"
+
+    # Also once something is applied: the dry run of the rest leaves the version and schema alone.
+    assert run_cli("apply", "-c", "analytics", "--env", str(dbs.env_file), "--yes").returncode == 0
+    dbs.server.psql(dbs.analytics, "update schema_migrations set version = 202611020930")
+    frozen = dbs.server.dump_schema(dbs.analytics)
+    dry = run_cli("apply", "-c", "analytics", "--env", str(dbs.env_file), "--dry-run")
+    assert dry.returncode == 0, dry.output
+    assert dbs.server.dump_schema(dbs.analytics) == frozen
+    assert dbs.server.psql(dbs.analytics, "select version from schema_migrations") == "202611020930"
+
+
+def test_apply_without_yes_and_without_terminal_refuses(migrate_bin, dbs):
+    result = run_cli("apply", "--component", "operational", "--env", str(dbs.env_file))
+    assert result.returncode == 2
+    assert "refusing to run without --yes" in result.stderr
+    assert dbs.server.psql(dbs.operational, "select to_regclass('schema_migrations') is null") == "t"
+
+
+def test_nothing_pending_is_a_noop(migrate_bin, dbs):
+    assert run_cli("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes").returncode == 0
+    again = run_cli("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes", "--log-format", "text")
+    assert again.returncode == 0
+    assert "nothing to apply" in again.stdout
