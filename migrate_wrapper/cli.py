@@ -60,12 +60,13 @@ def main() -> None:
 
 
 def _listeners(log_format: LogFormat | None, log_file: Path | None):
-    from migrate_wrapper import logs, report
+    """The tracer first (it opens the spans whose ids the logs carry), then the log, then the console."""
+    from migrate_wrapper import logs, report, telemetry
     from migrate_wrapper.events import Listeners
 
     fmt = (log_format or (LogFormat.text if sys.stderr.isatty() else LogFormat.json)).value
     logs.configure(fmt, log_file)
-    listeners = [logs.LogListener()]
+    listeners = [telemetry.listener(), logs.LogListener()]
     if fmt == "text" or sys.stdout.isatty():
         listeners.append(report.ConsoleListener())
     return fmt, Listeners(*listeners)
@@ -112,8 +113,10 @@ def status(
     """Show the current version, applied and pending migrations and drift (read-only)."""
     try:
         _status(component, env, fmt, log_format, log_file)
-    except (WrapperError, Exception) as exc:
+    except (WrapperError, Exception, KeyboardInterrupt) as exc:
         raise _fail(exc) from None
+    finally:
+        _flush_telemetry()
 
 
 def _status(component, env, fmt, log_format, log_file) -> None:
@@ -121,8 +124,9 @@ def _status(component, env, fmt, log_format, log_file) -> None:
     from migrate_wrapper.verbs.status import status as status_verb
 
     settings = _settings(env)
-    _listeners(log_format, log_file)
-    statuses = [status_verb(t) for t in target.resolve(settings, component)]
+    targets = target.resolve(settings, component)
+    _, listener = _listeners(log_format, log_file)
+    statuses = [status_verb(settings, t, listener=listener) for t in targets]
     if fmt == OutputFormat.json:
         typer.echo(report.dumps(report.status_document(statuses)))
     else:
@@ -154,6 +158,8 @@ def apply(
             apply_verb(settings, t, listener=listener, confirm=_confirm(yes), dry_run=dry_run)
     except (WrapperError, Exception, KeyboardInterrupt) as exc:
         raise _fail(exc) from None
+    finally:
+        _flush_telemetry()
 
 
 @app.command()
@@ -178,3 +184,28 @@ def rollback(
         rollback_verb(settings, targets[0], version, listener=listener, confirm=_confirm(yes))
     except (WrapperError, Exception, KeyboardInterrupt) as exc:
         raise _fail(exc) from None
+    finally:
+        _flush_telemetry()
+
+
+@app.command("telemetry-check")
+def telemetry_check(
+    env: EnvOpt = None,
+    log_format: LogFormatOpt = None,
+    log_file: LogFileOpt = None,
+) -> None:
+    """Send one test span to the configured OTLP endpoint and say whether it arrived (or exactly why not)."""
+    try:
+        from migrate_wrapper import telemetry
+
+        _settings(env)  # exports the file's OTEL_* variables for the SDK
+        _listeners(log_format, log_file)
+        typer.echo(telemetry.check())
+    except (WrapperError, Exception, KeyboardInterrupt) as exc:
+        raise _fail(exc) from None
+
+
+def _flush_telemetry() -> None:
+    """Bounded: a dead collector costs at most the flush timeout, never the run."""
+    if "migrate_wrapper.telemetry" in sys.modules:
+        sys.modules["migrate_wrapper.telemetry"].shutdown()

@@ -66,6 +66,8 @@ class ConsoleListener(Listener):
         print(text, file=self.stream, flush=True)
 
     def run_started(self, run: RunInfo, plan: list[str]) -> None:
+        if run.command == "status":
+            return  # the status table is printed whole by the CLI
         verb = {"up": "apply", "down": "roll back"}[run.direction]
         dry = " (dry run: nothing will be changed)" if run.dry_run else ""
         self._print(f"{run.component} @ {run.database}: {verb} {len(plan)} migration(s){dry}")
@@ -84,7 +86,7 @@ class ConsoleListener(Listener):
             self._print(message)
 
     def run_finished(self, run: RunInfo, outcome: str, error: BaseException | None) -> None:
-        if error is None:
+        if error is None and run.command != "status":
             self._print(f"{run.component}: {outcome} at {run.target or 'none'} in {_ms(run.elapsed_ms())}")
 
 

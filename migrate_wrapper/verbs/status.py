@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+from migrate_wrapper.events import Listener
 from migrate_wrapper.plan import Status
+from migrate_wrapper.settings import Settings
 from migrate_wrapper.target import Target
 from migrate_wrapper.verbs import common
 
 
-def status(target: Target) -> Status:
-    conn, _ = common.connect(target)
-    try:
-        return common.read_status(conn, target)
-    finally:
-        conn.close()
+def status(settings: Settings, target: Target, *, listener: Listener) -> Status:
+    run = common.new_run("status", target, settings, "up", False)
+    with common.tracked(run, listener, {}):
+        conn, _ = common.connect(target)
+        try:
+            st = common.read_status(conn, target)
+        finally:
+            conn.close()
+        run.from_version = run.target = st.current.id if st.current else None
+        listener.run_started(run, [m.id for m in st.pending])
+        listener.note(
+            run, "migration_status", f"{target.component.name} at {st.version_label}",
+            version=run.target, dirty=st.state.dirty, applied=[m.id for m in st.applied],
+            pending=[m.id for m in st.pending], drift=st.drift,
+        )
+        for line in st.drift:
+            listener.note(run, "migration_drift", line)
+        return st
