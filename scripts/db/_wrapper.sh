@@ -2,7 +2,7 @@
 # The caller's working directory is kept, so relative paths such as `--env migrate.env` mean what the operator typed.
 set -euo pipefail
 
-MIGRATE_WRAPPER_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
+MIGRATE_WRAPPER_ROOT="$(cd -P "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 export MIGRATE_WRAPPER_ROOT
 
 migrate_wrapper() {

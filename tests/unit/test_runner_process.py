@@ -1,0 +1,92 @@
+"""Argument building, binary vetting and live output handling, with golang-migrate faked by pytest-subprocess."""
+
+from pathlib import Path
+
+import pytest
+
+from migrate_wrapper import runner
+from migrate_wrapper.errors import BinaryError
+from migrate_wrapper.runner import StepFinished, StepStarted
+
+BIN = Path("/opt/migrate")
+HELP_TAIL = "Source drivers: file\nDatabase drivers: stub, postgres, postgresql\n"
+
+
+def test_global_flags_come_before_the_command():
+    argv = runner.build_argv(BIN, source=Path("/m"), database_url="postgres://u:p@h/d", command=["down", "2"])
+    assert argv == ["/opt/migrate", "-verbose", "-path", "/m", "-database", "postgres://u:p@h/d", "down", "2"]
+
+
+def test_vet_accepts_golang_migrate_with_postgres(fp):
+    fp.register([str(BIN), "-version"], stderr="4.19.1\n")
+    fp.register([str(BIN), "-help"], stderr="Usage: migrate OPTIONS COMMAND [arg...]\n" + HELP_TAIL)
+    assert runner.vet(BIN) == runner.Binary(BIN, "4.19.1")
+
+
+@pytest.mark.parametrize(
+    ("version", "help_text", "message"),
+    [
+        ("4.19.1\n", "Source drivers: file\nDatabase drivers: stub\n", "built without the postgres driver"),
+        ("hello\n", "usage: something else\n", "is not golang-migrate"),
+        ("3.5.4\n", HELP_TAIL, "golang-migrate 3.5.4; v4 is required"),
+    ],
+)
+def test_vet_rejects(fp, version, help_text, message):
+    fp.register([str(BIN), "-version"], stderr=version)
+    fp.register([str(BIN), "-help"], stderr=help_text)
+    with pytest.raises(BinaryError, match=message):
+        runner.vet(BIN)
+
+
+def test_locate_prefers_migrate_bin(tmp_path, monkeypatch):
+    exe = tmp_path / "m"
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    assert runner.locate(str(exe), tmp_path) == exe
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    (tmp_path / ".tools" / "bin").mkdir(parents=True)
+    local = tmp_path / ".tools" / "bin" / "migrate"
+    local.write_text("#!/bin/sh\n")
+    local.chmod(0o755)
+    assert runner.locate(None, tmp_path) == local
+    local.unlink()
+    with pytest.raises(BinaryError, match="golang-migrate not found"):
+        runner.locate(None, tmp_path)
+
+
+def test_run_streams_events_masks_output_and_maps_the_error(fp, monkeypatch):
+    monkeypatch.setenv("PGSERVICE", "crashes-lib-pq")
+    argv = runner.build_argv(BIN, source=Path("/m"), database_url="postgres://u:s3cret-pw@h/d", command=["up"])
+    fp.register(
+        argv,
+        stdout=[
+            "2026/11/24 22:05:38 Start buffering 1/u a",
+            "2026/11/24 22:05:38 Read and execute 1/u a",
+            "2026/11/24 22:05:38 Finished 1/u a (read 1ms, ran 2.5ms)",
+            "2026/11/24 22:05:38 Read and execute 2/u b",
+            "2026/11/24 22:05:38 error: migration failed: boom in line 2: select 's3cret-pw';",
+            "select 1; (details: pq: boom)",
+        ],
+        returncode=1,
+    )
+    events, output = [], []
+    result = runner.run(argv, mask=lambda s: s.replace("s3cret-pw", "***"), on_event=events.append,
+                        on_output=output.append)
+    assert events == [StepStarted(1, "up", "a"), StepFinished(1, "up", "a", 2.5), StepStarted(2, "up", "b")]
+    assert result.returncode == 1 and result.steps == [StepFinished(1, "up", "a", 2.5)]
+    assert result.failure is not None and result.failure.message == "boom" and result.failure.sql_line == 2
+    assert not any("s3cret-pw" in line for line in output)
+    assert "PGSERVICE" not in runner.child_env()
+
+
+def test_run_no_change(fp):
+    argv = ["/opt/migrate", "up"]
+    fp.register(argv, stdout=["2026/11/24 22:05:42 no change", "2026/11/24 22:05:42 Finished after 1ms"])
+    result = runner.run(argv, mask=str)
+    assert result.no_change and result.failure is None and result.returncode == 0
+
+
+def test_nonzero_exit_without_error_line_is_still_a_failure(fp):
+    fp.register(["/opt/migrate", "up"], stdout=["panic: something"], returncode=2)
+    result = runner.run(["/opt/migrate", "up"], mask=str)
+    assert result.failure is not None and "exited with code 2" in result.failure.message
