@@ -52,6 +52,9 @@ LogFormatOpt = Annotated[
 ]
 LogFileOpt = Annotated[Optional[Path], typer.Option("--log-file", help="Also append JSON log records to this file.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+FailOnRowLossOpt = Annotated[
+    bool, typer.Option("--fail-on-row-loss", help="Exit 1 when a table lost rows or disappeared.")
+]
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="Output of --status: text or one JSON document.")]
 
 
@@ -140,6 +143,10 @@ def apply(
     yes: YesOpt = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and show the plan; change nothing.")] = False,
     show_status: Annotated[bool, typer.Option("--status", help="Show status instead of applying.")] = False,
+    evidence: Annotated[
+        Optional[Path], typer.Option("--evidence", help="With --dry-run: write approval evidence (markdown) here.")
+    ] = None,
+    fail_on_row_loss: FailOnRowLossOpt = False,
     fmt: FormatOpt = OutputFormat.text,
     log_format: LogFormatOpt = None,
     log_file: LogFileOpt = None,
@@ -150,12 +157,16 @@ def apply(
     try:
         from migrate_wrapper import target
         from migrate_wrapper.verbs.apply import apply as apply_verb
+        from migrate_wrapper.verbs.change import Options
 
+        if evidence is not None and not dry_run:
+            raise UsageError("--evidence goes with --dry-run")
         settings = _settings(env)
         targets = target.resolve(settings, component)
         _, listener = _listeners(log_format, log_file)
+        options = Options(confirm=_confirm(yes), dry_run=dry_run, evidence=evidence, fail_on_row_loss=fail_on_row_loss)
         for t in targets:
-            apply_verb(settings, t, listener=listener, confirm=_confirm(yes), dry_run=dry_run)
+            apply_verb(settings, t, listener=listener, options=options)
     except (WrapperError, Exception, KeyboardInterrupt) as exc:
         raise _fail(exc) from None
     finally:
@@ -168,12 +179,14 @@ def rollback(
     component: ComponentOpt = None,
     env: EnvOpt = None,
     yes: YesOpt = False,
+    fail_on_row_loss: FailOnRowLossOpt = False,
     log_format: LogFormatOpt = None,
     log_file: LogFileOpt = None,
 ) -> None:
     """Revert VERSION and every migration applied after it."""
     try:
         from migrate_wrapper import target
+        from migrate_wrapper.verbs.change import Options
         from migrate_wrapper.verbs.rollback import rollback as rollback_verb
 
         settings = _settings(env)
@@ -181,7 +194,8 @@ def rollback(
         if len(targets) != 1:
             raise UsageError("rollback takes one component", hint="pass --component operational or analytics")
         _, listener = _listeners(log_format, log_file)
-        rollback_verb(settings, targets[0], version, listener=listener, confirm=_confirm(yes))
+        options = Options(confirm=_confirm(yes), fail_on_row_loss=fail_on_row_loss)
+        rollback_verb(settings, targets[0], version, listener=listener, options=options)
     except (WrapperError, Exception, KeyboardInterrupt) as exc:
         raise _fail(exc) from None
     finally:

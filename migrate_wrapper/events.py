@@ -10,6 +10,15 @@ import uuid
 from dataclasses import dataclass, field
 
 
+@dataclass(frozen=True)
+class StepInfo:
+    id: str  # YYYYMMDDHHMM_slug
+    version: int
+    direction: str
+    duration_ms: float | None = None
+    sha256: str | None = None  # of the file that ran
+
+
 @dataclass
 class RunInfo:
     command: str  # apply | rollback | status
@@ -26,17 +35,10 @@ class RunInfo:
     approved_by: str | None = None
     started: float = field(default_factory=time.monotonic)
     trace_id: str | None = None  # set by the tracer when there is one
+    steps: list[StepInfo] = field(default_factory=list)  # finished steps, in order, across retries
 
     def elapsed_ms(self) -> float:
         return (time.monotonic() - self.started) * 1000.0
-
-
-@dataclass(frozen=True)
-class StepInfo:
-    id: str  # YYYYMMDDHHMM_slug
-    version: int
-    direction: str
-    duration_ms: float | None = None
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,47 @@
-"""Run one golang-migrate command for a target and turn its live output into step hooks and one clear outcome."""
+"""Carry out a change (the steps of an apply or a rollback) with golang-migrate, lock-safely and within the window.
+
+- golang-migrate gets `lock_timeout` and `x-statement-timeout` in its URL, so DDL never queues for long behind a
+  transaction (and everyone else never queues behind the DDL).
+- A step that hit the lock timeout rolled back whole when its file is one implicit transaction, but golang-migrate
+  leaves the version dirty: the previous version is marked clean again and the step retried with growing waits.
+- At the deadline the Stopper stops golang-migrate; an interrupted atomic step is likewise marked clean.
+"""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from migrate_wrapper import db, runner
-from migrate_wrapper.errors import MigrationFailed
+from migrate_wrapper.errors import MigrationFailed, PreCheckFailed, WindowExceeded
 from migrate_wrapper.events import Listener, RunInfo, StepInfo
 from migrate_wrapper.migrations import Migration
 from migrate_wrapper.runner import Binary, Event, StepFinished, StepStarted
+from migrate_wrapper.settings import Settings
 from migrate_wrapper.target import Target
+from migrate_wrapper.window import Stopper
 
-# Added to the URL golang-migrate gets unless the operator set them: name the session for pg_stat_activity and the
-# lock pre-checks, and never wait forever on a dead host.
-URL_DEFAULTS = {"application_name": db.APPLICATION_NAME, "connect_timeout": "10"}
+if TYPE_CHECKING:
+    import psycopg
+
+
+@dataclass(frozen=True)
+class Change:
+    direction: str  # up | down
+    steps: list[Migration]  # in the order golang-migrate runs them
+    end_version: int | None  # where the database ends when every step succeeded
+
+
+def url_params(settings: Settings) -> dict[str, str]:
+    """Added to golang-migrate's URL unless the operator set them."""
+    statement_ms = settings.migration_statement_timeout_ms or settings.migration_window_seconds * 1000
+    return {
+        "application_name": db.APPLICATION_NAME,
+        "connect_timeout": "10",
+        "lock_timeout": str(settings.migration_lock_timeout_ms),
+        "x-statement-timeout": str(statement_ms),
+    }
 
 
 def migrate(
@@ -23,62 +51,200 @@ def migrate(
     listener: Listener,
     command: list[str],
     steps: list[Migration],
+    params: dict[str, str],
     *,
     deadline: float | None = None,
-    on_deadline=None,
-    url_params: dict[str, str] | None = None,
+    stopper: Stopper | None = None,
 ) -> runner.RunResult:
-    """`steps` is the plan in the order golang-migrate will run it; it names each step and the one that failed."""
+    """One golang-migrate call; `steps` (in its order) names each step as it starts and finishes."""
     by_version = {m.version: m for m in steps}
-    started_at: dict[int, float] = {}
+
+    def step(event: StepStarted | StepFinished, duration: float | None = None) -> StepInfo:
+        migration = by_version.get(event.version)
+        return StepInfo(
+            id=migration.id if migration else f"{event.version}_{event.title}",
+            version=event.version,
+            direction=event.direction,
+            duration_ms=duration,
+            sha256=migration.sha256(event.direction) if migration else None,
+        )
 
     def on_event(event: Event) -> None:
         if isinstance(event, StepStarted):
-            started_at[event.version] = time.monotonic()
-            listener.step_started(run, _step(event.version, event.title, event.direction, by_version))
+            listener.step_started(run, step(event))
         elif isinstance(event, StepFinished):
-            listener.step_finished(
-                run, _step(event.version, event.title, event.direction, by_version, event.duration_ms)
-            )
+            info = step(event, event.duration_ms)
+            run.steps.append(info)
+            listener.step_finished(run, info)
 
     argv = runner.build_argv(
-        binary.path,
-        source=target.files.folder,
-        database_url=target.url.for_migrate({**URL_DEFAULTS, **(url_params or {})}),
-        command=command,
+        binary.path, source=target.files.folder, database_url=target.url.for_migrate(params), command=command
     )
-    result = runner.run(
+    return runner.run(
         argv,
         mask=target.url.mask_text,
         on_event=on_event,
         on_output=lambda line: listener.output(run, line),
         deadline=deadline,
-        on_deadline=on_deadline,
+        on_deadline=stopper,
     )
-    return result
 
 
-def _step(
-    version: int, title: str, direction: str, by_version: dict[int, Migration], duration_ms: float | None = None
-) -> StepInfo:
-    migration = by_version.get(version)
-    step_id = migration.id if migration else f"{version}_{title}"
-    return StepInfo(id=step_id, version=version, direction=direction, duration_ms=duration_ms)
+def carry_out(
+    settings: Settings,
+    binary: Binary,
+    target: Target,
+    run: RunInfo,
+    listener: Listener,
+    conn: psycopg.Connection,
+    change: Change,
+    read_state,
+) -> None:
+    """Run every step of `change`; raises MigrationFailed, WindowExceeded or PreCheckFailed with the state reached."""
+    from migrate_wrapper.checks import pre
+
+    params = url_params(settings)
+    deadline = run.started + settings.migration_window_seconds
+    state = read_state().state
+    lock_key = pre.advisory_lock_key(target.url, state.schema, state.table)
+    remaining = list(change.steps)
+    attempt = 1
+    while remaining:
+        stopper = Stopper(settings.migration_window_grace_seconds, lambda: _cancel_lock_holder(target, lock_key))
+        verb = "up" if change.direction == "up" else "down"
+        result = migrate(binary, target, run, listener, [verb, str(len(remaining))], remaining, params,
+                         deadline=deadline, stopper=stopper)
+        stopper.join()
+        failed = remaining[len(result.steps)] if len(result.steps) < len(remaining) else None
+        remaining = remaining[len(result.steps):]
+        if stopper.fired:
+            raise _window_exceeded(settings, binary, target, run, listener, change, failed, read_state, params)
+        if result.failure is None:
+            if remaining:
+                raise MigrationFailed(
+                    f"golang-migrate stopped before {remaining[0].id}; database at {read_state().version_label}",
+                    version=remaining[0].id,
+                )
+            return
+        if result.failure.kind == "migration_lock":
+            raise PreCheckFailed(
+                "migration_lock", f"{result.failure.message}; gave up after {settings.migration_lock_timeout_ms} ms",
+                hint="another migration is running; retry when it has finished",
+            )
+        if result.failure.kind == "lock_timeout" and failed is not None and _restorable(target, change, failed, read_state):
+            clean = _restore(binary, target, run, listener, change, failed, read_state, params)
+            blocker = _blockers(conn, failed, change.direction)
+            if attempt >= settings.migration_lock_retries:
+                raise MigrationFailed(
+                    f"{failed.id} could not take its lock after {attempt} tries ({result.failure.message}); "
+                    f"blocked by {blocker}; database left clean at {clean}",
+                    version=failed.id,
+                    state=clean,
+                )
+            wait = settings.migration_lock_retry_wait_seconds * 2 ** (attempt - 1)
+            listener.note(
+                run, "lock_retry", f"{failed.id}: lock timeout (blocked by {blocker}); retry {attempt + 1} of "
+                f"{settings.migration_lock_retries} in {wait:g}s", version=failed.id, attempt=attempt, blocker=blocker,
+            )
+            if time.monotonic() + wait >= deadline:
+                raise WindowExceeded(
+                    f"time window of {settings.migration_window_seconds}s would be exceeded waiting to retry "
+                    f"{failed.id}; database left clean at {clean}"
+                )
+            time.sleep(wait)
+            attempt += 1
+            continue
+        after = read_state()
+        where = f"{failed.id} failed" if failed and result.failure.kind == "migration_failed" else "golang-migrate failed"
+        line = f" (line {result.failure.sql_line})" if result.failure.sql_line else ""
+        raise MigrationFailed(
+            f"{where}: {result.failure.message}{line}; database now at version {after.version_label}",
+            version=failed.id if failed else None,
+            state=after.version_label,
+        )
 
 
-def failed_step(result: runner.RunResult, steps: list[Migration]) -> Migration | None:
-    """golang-migrate names a step only once it finished: the failed one is the next in the plan."""
-    done = len(result.steps)
-    return steps[done] if done < len(steps) else None
+def _previous(target: Target, migration: Migration) -> Migration | None:
+    before = [m for m in target.files.migrations if m.version < migration.version]
+    return before[-1] if before else None
 
 
-def failure(result: runner.RunResult, steps: list[Migration], state_label: str) -> MigrationFailed:
-    assert result.failure is not None
-    failed = failed_step(result, steps)
-    where = f"{failed.id} failed" if failed and result.failure.kind == "migration_failed" else "golang-migrate failed"
-    line = f" (line {result.failure.sql_line})" if result.failure.sql_line else ""
-    return MigrationFailed(
-        f"{where}: {result.failure.message}{line}; database now at {state_label}",
-        version=failed.id if failed else None,
-        state=state_label,
+def _restore_point(target: Target, change: Change, failed: Migration) -> tuple[int | None, int | None]:
+    """(the dirty version golang-migrate leaves when `failed` breaks, the clean version to restore)."""
+    previous = _previous(target, failed)
+    prev_version = previous.version if previous else None
+    if change.direction == "up":
+        return failed.version, prev_version
+    return prev_version, failed.version
+
+
+def _restorable(target: Target, change: Change, failed: Migration, read_state) -> bool:
+    """Only an atomic file that left exactly golang-migrate's dirty mark may be marked clean again."""
+    from migrate_wrapper import sqlinfo
+
+    path = failed.up if change.direction == "up" else failed.down
+    if path is None or not sqlinfo.analyse(path.read_text(encoding="utf-8", errors="replace")).atomic:
+        return False
+    state = read_state().state
+    dirty_version, _ = _restore_point(target, change, failed)
+    return state.dirty and state.version == dirty_version
+
+
+def _restore(binary, target, run, listener, change, failed, read_state, params) -> str:
+    _, clean = _restore_point(target, change, failed)
+    result = migrate(binary, target, run, listener, ["force", str(clean if clean is not None else -1)], [], params)
+    label = read_state().version_label
+    if result.failure is not None:
+        raise MigrationFailed(
+            f"{failed.id} rolled back, but marking version {clean} clean failed: {result.failure.message}; "
+            f"database at {label}",
+            version=failed.id,
+            state=label,
+        )
+    listener.note(run, "migration_state", f"{failed.id} rolled back whole; database marked clean at {label}",
+                  version=failed.id, state=label)
+    return label
+
+
+def _blockers(conn: psycopg.Connection, failed: Migration, direction: str) -> str:
+    from migrate_wrapper.checks import pre
+
+    result = pre.blocking_locks(conn, [failed], direction, long_transaction_seconds=float("inf"))
+    return result.reason if result.status == "fail" else "a session that has since released its lock"
+
+
+def _cancel_lock_holder(target: Target, key: int) -> int | None:
+    """Cancel the statement of the backend holding golang-migrate's lock: that is golang-migrate's own session.
+
+    Runs on the Stopper's thread, so it uses a connection of its own."""
+    conn = db.connect(target.url)
+    try:
+        row = conn.execute(
+            """
+            select l.pid, pg_cancel_backend(l.pid) from pg_locks l
+            where l.locktype = 'advisory' and l.classid = 0 and l.objid = %s and l.objsubid = 1 and l.granted
+              and l.database = (select oid from pg_database where datname = current_database())
+            """,
+            (key,),
+        ).fetchone()
+        return int(row[0]) if row else None
+    finally:
+        conn.close()
+
+
+def _window_exceeded(settings, binary, target, run, listener, change, failed, read_state, params) -> WindowExceeded:
+    finished = ", ".join(s.id for s in run.steps if s.direction == change.direction) or "none"
+    note = ""
+    if failed is not None:
+        if _restorable(target, change, failed, read_state):
+            _restore(binary, target, run, listener, change, failed, read_state, params)
+            note = f"; interrupted {failed.id} (rolled back whole)"
+        else:
+            note = f"; interrupted {failed.id}"
+    st = read_state()
+    message = (
+        f"time window of {settings.migration_window_seconds}s exceeded: finished {finished}{note}; "
+        f"database at version {st.version_label}"
     )
+    listener.note(run, "guardrail_exceeded", message, finished=finished, state=st.version_label)
+    return WindowExceeded(message)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from migrate_wrapper.db import VersionState
 from migrate_wrapper.errors import UsageError
+from migrate_wrapper.ledger import History
 from migrate_wrapper.migrations import Migration, MigrationSet, parse_id
 
 
@@ -20,6 +21,7 @@ class Status:
     pending: list[Migration]
     drift: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    edited: list[str] = field(default_factory=list)  # applied migrations whose file changed since
 
     @property
     def version_label(self) -> str:
@@ -35,10 +37,16 @@ def status(
     files: MigrationSet,
     state: VersionState,
     *,
-    never_applied: set[int] | None = None,
+    history: History | None = None,
 ) -> Status:
-    """`never_applied`: versions below the current one that the audit history shows were never applied, if known."""
+    """`history` (the audit ledger) reveals files golang-migrate skipped and files edited after they were applied."""
     version = state.version
+    never_applied: set[int] = set()
+    if history is not None and version is not None:
+        never_applied = {
+            m.version for m in files.migrations
+            if history.covered_from < m.version < version and m.version not in history.applied
+        }
     applied = [m for m in files.migrations if version is not None and m.version <= version]
     pending = [m for m in files.migrations if version is None or m.version > version]
     current = files.by_version(version) if version is not None else None
@@ -56,6 +64,15 @@ def status(
     for migration in files.migrations:
         if migration.down is None:
             drift.append(f"{migration.id} has no down file")
+    changed = []
+    for migration in applied:
+        recorded = history.sha256.get(migration.version) if history else None
+        if recorded and migration.up is not None and migration.sha256("up") != recorded:
+            changed.append(migration.id)
+            drift.append(
+                f"{migration.id} was edited after it was applied (sha256 recorded {recorded[:12]}…, "
+                f"file {migration.sha256('up')[:12]}…)"
+            )
     if never_applied:
         applied = [m for m in applied if m.version not in never_applied]
     return Status(
@@ -68,6 +85,7 @@ def status(
         pending=pending,
         drift=drift,
         problems=list(files.problems),
+        edited=changed,
     )
 
 

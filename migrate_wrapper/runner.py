@@ -110,7 +110,7 @@ def _direction(letter: str) -> str:
 # -- errors ---------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class MigrateFailure:
-    kind: str  # migration_failed | dirty | missing_version | connect | source | other
+    kind: str  # migration_failed | lock_timeout | migration_lock | dirty | missing_version | connect | source | other
     message: str  # one line, no SQL file dump
     sql_line: int | None = None
     version: int | None = None
@@ -125,6 +125,9 @@ _MISSING = re.compile(r"^no migration found for version (?P<version>\d+)")
 def parse_error(text: str) -> MigrateFailure:
     """Turn golang-migrate's error text (everything after `error: `) into one clear line."""
     text = text.strip()
+    if text.startswith("try lock failed"):
+        # With lock_timeout in the URL, pg_advisory_lock gives up instead of waiting forever.
+        return MigrateFailure("migration_lock", "another session holds golang-migrate's advisory lock")
     if m := _MIGRATION_FAILED.match(text) or _MIGRATION_FAILED_BARE.match(text):
         # The file's whole text sits between "in line N: " and the last "(details: …)"; drop it.
         # The file text may itself contain "(details: ", so the driver's error is the last one.
@@ -135,7 +138,8 @@ def parse_error(text: str) -> MigrateFailure:
         if reason and reason not in message:
             message = f"{message} ({reason})"
         sql_line = int(m["line"]) or None
-        return MigrateFailure("migration_failed", _one_line(message), sql_line=sql_line)
+        kind = "lock_timeout" if "due to lock timeout" in reason else "migration_failed"
+        return MigrateFailure(kind, _one_line(message), sql_line=sql_line)
     if m := _DIRTY.match(text):
         return MigrateFailure("dirty", f"database is dirty at version {m['version']}", version=int(m["version"]))
     if m := _MISSING.match(text):

@@ -30,6 +30,15 @@ class Settings(BaseSettings):
     migration_author: str | None = None
     migration_approved_by: str | None = None
     migration_window_seconds: int = Field(default=600, gt=0)
+    # Guardrails (see runbooks/database-migrations.md for what each one protects against).
+    migration_lock_timeout_ms: int = Field(default=5000, gt=0)
+    migration_statement_timeout_ms: int | None = Field(default=None, gt=0)  # default: the window
+    migration_lock_retries: int = Field(default=3, ge=1)  # tries in all, for a step that hit the lock timeout
+    migration_lock_retry_wait_seconds: float = Field(default=2.0, ge=0)  # doubles after each try
+    migration_long_transaction_seconds: float = Field(default=60.0, gt=0)
+    migration_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    migration_window_grace_seconds: float = Field(default=5.0, ge=0)
+    migration_exact_count_threshold: int = Field(default=100_000, ge=0)
     migrate_bin: str | None = None
     migrate_wrapper_root: Path | None = None  # where db/migrations lives; the scripts set it
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import zlib
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
+from migrate_wrapper.dburl import DatabaseUrl
 from migrate_wrapper.events import CheckResult, Listener, RunInfo
 from migrate_wrapper.errors import PreCheckFailed
+from migrate_wrapper.migrations import Migration
 from migrate_wrapper.plan import Status
+
+ADVISORY_LOCK_SALT = 1486364155  # golang-migrate's database.advisoryLockIDSalt
 
 if TYPE_CHECKING:
     import psycopg
@@ -50,6 +56,143 @@ def dirty(st: Status, url_setting: str) -> CheckResult:
         hint=f"check whether its changes were rolled back; if so mark the previous version clean with "
         f"`migrate -path {st.folder} -database \"${url_setting}\" force {previous}`, then retry",
     )
+
+
+def checksums(st: Status, environment: str) -> CheckResult:
+    """Applied files edited since the ledger recorded them: a failure in production, a warning elsewhere."""
+    if not st.edited:
+        return _result("checksums", "ok", "applied files match the ledger's sha256 (where recorded)")
+    status = "fail" if environment == "production" else "warn"
+    return _result(
+        "checksums", status, f"applied migration(s) edited since they ran: {', '.join(st.edited)}",
+        hint="restore the files as applied and add a new migration for the change", edited=st.edited,
+    )
+
+
+def sql(migrations: list[Migration], direction: str) -> CheckResult:
+    """Each file parses (pglast), and will run the way golang-migrate runs it (one implicit transaction)."""
+    from migrate_wrapper import sqlinfo
+
+    warnings = []
+    for migration in migrations:
+        path = migration.up if direction == "up" else migration.down
+        if path is None:
+            continue
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            return _result("sql", "fail", f"{path.name} is not UTF-8 text")
+        info = sqlinfo.analyse(text)
+        if info.parse_error:
+            return _result("sql", "fail", f"{path.name} does not parse: {info.parse_error}")
+        if info.statements == 0:
+            warnings.append(f"{path.name} is empty")
+        if info.concurrently and info.statements > 1:
+            return _result(
+                "sql", "fail", f"{path.name}: CONCURRENTLY must be alone in its file "
+                "(golang-migrate runs a file as one transaction)",
+            )
+        if info.transaction_control:
+            warnings.append(f"{path.name} has its own BEGIN/COMMIT: a failure may leave it half-applied")
+    if warnings:
+        return _result("sql", "warn", "; ".join(warnings))
+    return _result("sql", "ok", f"{len(migrations)} file(s) parse")
+
+
+def advisory_lock_key(url: DatabaseUrl, schema: str, table: str) -> int:
+    """golang-migrate's lock id: CRC32-IEEE of schema, table and the URL's path, times its salt, mod 2^32."""
+    dbpath = urlsplit(url.for_migrate()).path  # the path as golang-migrate sees it, leading "/" included
+    raw = "\0".join([schema, table, unquote(dbpath)]).encode()
+    return (zlib.crc32(raw) * ADVISORY_LOCK_SALT) % 2**32
+
+
+def migration_lock(conn: psycopg.Connection, url: DatabaseUrl, st: Status) -> CheckResult:
+    """Fail at once when another backend holds golang-migrate's advisory lock (golang-migrate would wait forever)."""
+    key = advisory_lock_key(url, st.state.schema, st.state.table)
+    row = conn.execute(
+        """
+        select a.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local socket'),
+               extract(epoch from now() - coalesce(a.backend_start, now()))::int, a.state
+        from pg_locks l join pg_stat_activity a on a.pid = l.pid
+        where l.locktype = 'advisory' and l.classid = 0 and l.objid = %s and l.objsubid = 1 and l.granted
+          and l.database = (select oid from pg_database where datname = current_database())
+          and l.pid <> pg_backend_pid()
+        """,
+        (key,),
+    ).fetchone()
+    if row is None:
+        return _result("migration_lock", "ok", "golang-migrate's advisory lock is free", key=key)
+    pid, app, client, seconds, state = row
+    return _result(
+        "migration_lock",
+        "fail",
+        f"golang-migrate's lock is held by pid {pid} (application_name '{app or '-'}', client {client}, "
+        f"connected {seconds}s ago, {state or 'unknown state'})",
+        hint="another migration is running; wait for it, or stop that session if it is stale "
+        f"(select pg_terminate_backend({pid}))",
+        key=key,
+        pid=pid,
+    )
+
+
+def blocking_locks(
+    conn: psycopg.Connection,
+    migrations: list[Migration],
+    direction: str,
+    *,
+    long_transaction_seconds: float,
+) -> CheckResult:
+    """Sessions that would make a pending migration queue for its lock (and everyone behind it queue too)."""
+    from migrate_wrapper import sqlinfo
+
+    needed: dict[str, str] = {}
+    for migration in migrations:
+        path = migration.up if direction == "up" else migration.down
+        if path is None:
+            continue
+        info = sqlinfo.analyse(path.read_text(encoding="utf-8", errors="replace"))
+        for table, mode in info.tables.items():
+            needed[table] = sqlinfo.stronger(needed.get(table, mode), mode)
+    if not needed:
+        return _result("blocking_locks", "ok", "the pending migrations touch no existing table")
+    rows = conn.execute(
+        """
+        with wanted as (
+            select w.name, w.mode, coalesce(i.indrelid, c.oid) as relid
+            from unnest(%s::text[], %s::text[]) as w(name, mode)
+            join pg_class c on c.oid = to_regclass(w.name)
+            left join pg_index i on i.indexrelid = c.oid
+        )
+        select distinct w.relid::regclass::text, w.mode, l.mode, l.pid,
+               extract(epoch from now() - a.xact_start)::int, coalesce(a.state, ''),
+               left(regexp_replace(coalesce(a.query, ''), '[[:space:]]+', ' ', 'g'), 80), coalesce(a.application_name, '')
+        from wanted w
+        join pg_locks l on l.locktype = 'relation' and l.relation = w.relid and l.granted
+        join pg_stat_activity a on a.pid = l.pid
+        where l.pid <> pg_backend_pid()
+        order by 5 desc nulls last
+        """,
+        ([_quoted(name) for name in needed], list(needed.values())),
+    ).fetchall()
+    for table, wanted_mode, held_mode, pid, age, state, query, app in rows:
+        conflicts = held_mode in sqlinfo.CONFLICTS[wanted_mode]
+        too_old = age is not None and age >= long_transaction_seconds
+        if conflicts or too_old:
+            why = f"holds {held_mode} (needs {wanted_mode})" if conflicts else f"in a transaction for {age}s"
+            return _result(
+                "blocking_locks",
+                "fail",
+                f"{table}: pid {pid} ({app or '-'}, {state}, transaction age {age if age is not None else '?'}s) "
+                f"{why}: {query}",
+                hint="wait for that transaction to finish or end it, then retry",
+                table=table,
+                pid=pid,
+            )
+    return _result("blocking_locks", "ok", f"no conflicting locks on {len(needed)} table(s)")
+
+
+def _quoted(name: str) -> str:
+    return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
 
 
 def run_all(run: RunInfo, listener: Listener, checks: list[CheckResult]) -> list[CheckResult]:

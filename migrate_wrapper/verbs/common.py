@@ -41,18 +41,17 @@ def new_run(command: str, target: Target, settings: Settings, direction: str, dr
     )
 
 
-def connect(target: Target) -> tuple[psycopg.Connection, CheckResult]:
-    conn = db.connect(target.url)
+def connect(target: Target, settings: Settings) -> tuple[psycopg.Connection, CheckResult]:
+    conn = db.connect(target.url, timeout=settings.migration_connect_timeout_seconds)
     return conn, pre.connectivity(conn)
 
 
 def read_status(conn: psycopg.Connection, target: Target) -> plan.Status:
+    from migrate_wrapper import ledger
+
     state = db.read_version(conn, target.url, target.component)
-    return plan.status(target.component.name, target.url.masked(), target.files, state)
-
-
-def state_label(st: plan.Status) -> str:
-    return f"version {st.version_label}"
+    history = ledger.history(conn, target.component.name)
+    return plan.status(target.component.name, target.url.masked(), target.files, state, history=history)
 
 
 def outcome_of(error: BaseException | None) -> str:

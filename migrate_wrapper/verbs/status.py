@@ -12,7 +12,7 @@ from migrate_wrapper.verbs import common
 def status(settings: Settings, target: Target, *, listener: Listener) -> Status:
     run = common.new_run("status", target, settings, "up", False)
     with common.tracked(run, listener, {}):
-        conn, _ = common.connect(target)
+        conn, _ = common.connect(target, settings)
         try:
             st = common.read_status(conn, target)
         finally:

@@ -1,0 +1,121 @@
+"""The audit ledger: one row per apply or rollback that ran, in `migration_meta.migration_audit` of the target.
+
+A row is written when the run starts changing the database (outcome `running`) and completed when it ends, so a
+wrapper killed mid-run still leaves evidence. Status, dry runs and refused runs never write here.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from migrate_wrapper import __version__
+from migrate_wrapper.events import RunInfo
+
+if TYPE_CHECKING:
+    import psycopg
+
+SCHEMA = "migration_meta"
+TABLE = "migration_audit"
+
+_DDL = f"""
+create schema if not exists {SCHEMA};
+create table if not exists {SCHEMA}.{TABLE} (
+    run_id text primary key,
+    component text not null,
+    environment text not null,
+    direction text not null,
+    from_version text,
+    to_version text,
+    steps jsonb not null default '[]',
+    author text,
+    approver text,
+    host text,
+    wrapper_version text,
+    migrate_version text,
+    started_at timestamptz not null default now(),
+    finished_at timestamptz,
+    outcome text not null,
+    error text,
+    trace_id text
+);
+"""
+
+
+def begin(conn: psycopg.Connection, run: RunInfo, *, author: str, approver: str | None, migrate_version: str) -> None:
+    import psycopg
+
+    for attempt in range(2):  # two wrappers creating the table at once: the loser retries once
+        try:
+            with conn.transaction():
+                conn.execute(_DDL)
+            break
+        except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject):
+            if attempt:
+                raise
+    conn.execute(
+        f"""insert into {SCHEMA}.{TABLE} (run_id, component, environment, direction, from_version, to_version,
+                author, approver, host, wrapper_version, migrate_version, outcome, trace_id)
+            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'running', %s)""",
+        (run.run_id, run.component, run.environment, run.direction, run.from_version, run.target, author, approver,
+         socket.gethostname(), __version__, migrate_version, run.trace_id),
+    )
+
+
+def finish(conn: psycopg.Connection, run: RunInfo, outcome: str, error: str | None) -> None:
+    steps = [
+        {"id": s.id, "version": s.version, "direction": s.direction, "duration_ms": s.duration_ms, "sha256": s.sha256}
+        for s in run.steps
+    ]
+    conn.execute(
+        f"""update {SCHEMA}.{TABLE} set steps = %s::jsonb, finished_at = now(), outcome = %s, error = %s,
+                trace_id = coalesce(trace_id, %s) where run_id = %s""",
+        (json.dumps(steps), outcome, error, run.trace_id, run.run_id),
+    )
+
+
+UNKNOWN = 2**63  # covered_from when the history cannot vouch for any version
+
+
+def _version(migration_id: str | None) -> int:
+    return int(migration_id.split("_", 1)[0]) if migration_id else -1
+
+
+@dataclass
+class History:
+    """What the ledger says about a component: which versions its runs left applied, and their files' sha256."""
+
+    covered_from: int  # versions above this were only ever applied through the wrapper
+    applied: set[int] = field(default_factory=set)
+    sha256: dict[int, str] = field(default_factory=dict)  # version → sha256 of the up file when it was applied
+
+
+def history(conn: psycopg.Connection, component: str) -> History | None:
+    """Read-only; None when there is no ledger (or no run of this component) yet."""
+    exists = conn.execute("select to_regclass(%s) is not null", (f"{SCHEMA}.{TABLE}",)).fetchone()[0]
+    if not exists:
+        return None
+    rows = conn.execute(
+        f"""select from_version, steps, outcome from {SCHEMA}.{TABLE} where component = %s
+            order by started_at, run_id""",
+        (component,),
+    ).fetchall()
+    if not rows:
+        return None
+    first_from = rows[0][0]
+    result = History(covered_from=_version(first_from))
+    for _, steps, outcome in rows:
+        if outcome == "running":
+            # A run that never finished (killed) recorded no steps: nothing above its start is known for sure.
+            result.covered_from = max(result.covered_from, UNKNOWN)
+        for step in steps or []:
+            version = int(step["version"])
+            if step["direction"] == "up":
+                result.applied.add(version)
+                if step.get("sha256"):
+                    result.sha256[version] = step["sha256"]
+            else:
+                result.applied.discard(version)
+    return result

@@ -1,0 +1,139 @@
+"""What apply and rollback share once they know their plan: pre-checks, approval, confirmation, the audit ledger,
+golang-migrate itself, and the post-checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from migrate_wrapper import approval, execute, ledger
+from migrate_wrapper.checks import pre
+from migrate_wrapper.errors import MigrationFailed, UsageError, WrapperError
+from migrate_wrapper.events import CheckResult, Listener, RunInfo
+from migrate_wrapper.execute import Change
+from migrate_wrapper.plan import Status
+from migrate_wrapper.runner import Binary
+from migrate_wrapper.settings import Settings
+from migrate_wrapper.target import Target
+from migrate_wrapper.verbs import common
+
+if TYPE_CHECKING:
+    import psycopg
+
+
+@dataclass(frozen=True)
+class Options:
+    confirm: Callable[[str], bool]
+    dry_run: bool = False
+    evidence: Path | None = None
+    fail_on_row_loss: bool = False
+
+
+def pre_checks(
+    settings: Settings, target: Target, run: RunInfo, listener: Listener, conn: psycopg.Connection, st: Status,
+    reachable: CheckResult, change: Change,
+) -> list[CheckResult]:
+    results = [reachable, pre.files(st, change.direction), pre.dirty(st, target.component.url_setting),
+               pre.checksums(st, settings.migration_environment)]
+    if run.dry_run:
+        results.append(pre.sql(change.steps, change.direction))
+    if change.steps:
+        results.append(pre.migration_lock(conn, target.url, st))
+        results.append(pre.blocking_locks(conn, change.steps, change.direction,
+                                          long_transaction_seconds=settings.migration_long_transaction_seconds))
+    return pre.run_all(run, listener, results)
+
+
+def run_change(
+    settings: Settings,
+    binary: Binary,
+    target: Target,
+    run: RunInfo,
+    listener: Listener,
+    conn: psycopg.Connection,
+    st: Status,
+    reachable: CheckResult,
+    change: Change,
+    options: Options,
+    result: dict[str, str],
+) -> None:
+    listener.run_started(run, [m.id for m in change.steps])
+    if not run.dry_run:
+        author, approver = _approve(settings, run, listener)
+    checks = pre_checks(settings, target, run, listener, conn, st, reachable, change)
+    if not change.steps:
+        verb = "apply" if change.direction == "up" else "roll back"
+        listener.note(run, "migration_noop", f"{target.component.name}: nothing to {verb}")
+        result["outcome"] = "noop"
+        return
+    if run.dry_run:
+        for migration in change.steps:
+            path = migration.up if change.direction == "up" else migration.down
+            body = path.read_text(encoding="utf-8", errors="replace") if path else ""
+            listener.note(run, "dry_run_file", f"--- {migration.id} ({change.direction}) ---\n{body.rstrip()}",
+                          version=migration.id, sha256=migration.sha256(change.direction))
+        if options.evidence is not None:
+            from migrate_wrapper import evidence
+
+            evidence.write(options.evidence, run, change, checks)
+        result["outcome"] = "dry_run"
+        return
+    if not options.confirm(
+        f"{'Apply' if change.direction == 'up' else 'Roll back'} {len(change.steps)} migration(s) of "
+        f"{target.component.name} ({run.database}) to {run.target or 'no version'}?"
+    ):
+        raise UsageError("nothing changed: the operator declined")
+
+    from migrate_wrapper.checks import post
+
+    exclude = {f"{st.state.schema}.{st.state.table}"}
+    before = post.snapshot(conn, exact_threshold_rows=settings.migration_exact_count_threshold, exclude=exclude)
+    ledger.begin(conn, run, author=author, approver=approver, migrate_version=binary.version)
+    error: BaseException | None = None
+    try:
+        execute.carry_out(settings, binary, target, run, listener, conn, change, lambda: common.read_status(conn, target))
+        _post_checks(settings, target, run, listener, conn, change, before, exclude, options)
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        try:
+            ledger.finish(conn, run, common.outcome_of(error),
+                          str(error) if isinstance(error, WrapperError) else (type(error).__name__ if error else None))
+        except Exception as exc:  # noqa: BLE001 - never let the audit write hide the migration's own outcome
+            listener.note(run, "audit_write_failed", f"could not complete the audit record: {type(exc).__name__}")
+
+
+def _approve(settings: Settings, run: RunInfo, listener: Listener) -> tuple[str, str | None]:
+    try:
+        author, approver = approval.check(settings)
+    except WrapperError as exc:
+        listener.note(run, "approval_denied", str(exc), environment=settings.migration_environment)
+        raise
+    if approver:
+        listener.note(run, "approval_granted", f"approved by {approver} (author {author})", approver=approver,
+                      author=author)
+    return author, approver
+
+
+def _post_checks(settings, target, run, listener, conn, change, before, exclude, options) -> None:
+    from migrate_wrapper.checks import post
+
+    after_state = common.read_status(conn, target)
+    after = post.snapshot(conn, exact_threshold_rows=settings.migration_exact_count_threshold, exclude=exclude)
+    reached = after_state.state.version == change.end_version and not after_state.state.dirty
+    results = [
+        CheckResult("post", "version", "ok" if reached else "fail",
+                    f"at {after_state.version_label}" + ("" if reached else f", expected {run.target or 'none'}")),
+        post.row_counts(before, after, fail_on_row_loss=options.fail_on_row_loss),
+        post.schema_summary(before, after),
+    ]
+    listener.checks_started(run, "post")
+    for check in results:
+        listener.check(run, check)
+    listener.checks_finished(run, "post", results)
+    failed = next((r for r in results if r.status == "fail"), None)
+    if failed:
+        raise MigrationFailed(f"post-check failed: {failed.name}: {failed.reason}", state=after_state.version_label)

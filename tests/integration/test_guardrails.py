@@ -1,0 +1,280 @@
+"""Guardrails triggered for real: locks, the lock-timeout retries, the window, post-checks, approval, the ledger."""
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import psycopg
+import pytest
+
+from tests.conftest import ROOT, run_cli
+
+pytestmark = pytest.mark.integration
+
+
+def files(*specs):
+    """specs: (id, up, down) → {name: body}."""
+    out = {}
+    for migration_id, up, down in specs:
+        out[f"{migration_id}.up.sql"] = up
+        out[f"{migration_id}.down.sql"] = down
+    return out
+
+
+BASE = [
+    ("202601010000_create_t", "create table t(id int primary key, v text);\ninsert into t select g, 'x' from generate_series(1, 50) g;\n", "drop table t;\n"),
+]
+ALTER_T = ("202601010100_alter_t", "alter table t add column w int;\n", "alter table t drop column w;\n")
+SLEEP = ("202601010050_sleep", "select pg_sleep(2);\n", "select 1;\n")
+
+
+def apply(dbs, root, *extra, env=None):
+    return run_cli("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes", *extra, root=root, env=env)
+
+
+def events(result, name):
+    return [json.loads(l) for l in result.stderr.splitlines() if f'"event": "{name}"' in l]
+
+
+def error_line(result):
+    return [l for l in result.stderr.splitlines() if l.startswith("error: ")][-1]
+
+
+def version(dbs):
+    return dbs.server.psql(dbs.operational, "select version::text || case when dirty then ' dirty' else '' end from schema_migrations")
+
+
+@pytest.fixture
+def hold(dbs):
+    """Open a connection that holds something for the length of a test."""
+    conns = []
+
+    def open_conn():
+        conn = psycopg.connect(dbs.server.url(dbs.operational), autocommit=True, application_name="lock-holder")
+        conns.append(conn)
+        return conn
+
+    yield open_conn
+    for conn in conns:
+        conn.close()
+
+
+def test_advisory_lock_held_elsewhere_fails_fast_naming_the_holder(migrate_bin, dbs, project, hold):
+    root = project({"operational": files(*BASE)})
+    from migrate_wrapper.checks.pre import advisory_lock_key
+    from migrate_wrapper.dburl import DatabaseUrl
+
+    key = advisory_lock_key(DatabaseUrl.parse(dbs.url("operational"), setting="DB_URL"), "public", "schema_migrations")
+    holder = hold()
+    holder.execute("select pg_advisory_lock(%s)", (key,))
+    pid = holder.info.backend_pid
+    started = time.monotonic()
+    result = apply(dbs, root)
+    assert result.returncode == 3
+    assert time.monotonic() - started < 15
+    line = error_line(result)
+    assert line.startswith("error: pre-check failed: migration_lock:")
+    assert f"pid {pid}" in line and "lock-holder" in line
+    assert dbs.server.psql(dbs.operational, "select to_regclass('t') is null") == "t"
+
+
+def test_transaction_holding_a_table_lock_fails_the_pre_check(migrate_bin, dbs, project, hold):
+    root = project({"operational": files(*BASE, ALTER_T)})
+    assert apply(dbs, root, "--log-format", "json").returncode == 0 or True  # both steps may apply: reset below
+    run_cli("rollback", "-c", "operational", "--env", str(dbs.env_file), "--version", ALTER_T[0], "--yes", root=root)
+    holder = hold()
+    holder.execute("begin")
+    holder.execute("select * from t limit 1")  # AccessShareLock, which ALTER TABLE's AccessExclusiveLock conflicts with
+    pid = holder.info.backend_pid
+    result = apply(dbs, root)
+    assert result.returncode == 3
+    line = error_line(result)
+    assert "pre-check failed: blocking_locks:" in line and f"pid {pid}" in line and "AccessShareLock" in line
+    holder.execute("rollback")
+    assert version(dbs) == "202601010000"
+
+
+def _poll(conn, sql, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if conn.execute(sql).fetchone()[0]:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for: {sql}")
+
+
+MIGRATE_SLEEPING = "select count(*) > 0 from pg_stat_activity where application_name = 'db-migrate-cli' and query like '%pg_sleep%' and state = 'active'"
+MIGRATE_WAITING = "select count(*) > 0 from pg_stat_activity where application_name = 'db-migrate-cli' and wait_event_type = 'Lock'"
+
+
+def _take_lock_later(dbs, *, release_after_one_timeout):
+    """Take a lock on t while golang-migrate runs the sleep step (after the pre-checks passed); keep it for good, or
+    until golang-migrate has waited on it and timed out once."""
+    def work():
+        with psycopg.connect(dbs.server.url(dbs.operational), autocommit=True) as watcher, \
+                psycopg.connect(dbs.server.url(dbs.operational), application_name="late-holder") as holder:
+            _poll(watcher, MIGRATE_SLEEPING)
+            holder.execute("lock table t in access share mode")
+            if release_after_one_timeout:
+                _poll(watcher, MIGRATE_WAITING)
+                _poll(watcher, MIGRATE_WAITING.replace("count(*) > 0", "count(*) = 0"))
+            else:
+                time.sleep(8)
+            holder.rollback()
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    return thread
+
+
+LOCK_ENV = {"MIGRATION_LOCK_TIMEOUT_MS": "300", "MIGRATION_LOCK_RETRY_WAIT_SECONDS": "0.3", "MIGRATION_LOCK_RETRIES": "3"}
+
+
+def test_lock_taken_after_the_check_retries_then_leaves_a_clean_database(migrate_bin, dbs, project):
+    root = project({"operational": files(*BASE)})
+    assert apply(dbs, root).returncode == 0
+    root = project({"operational": files(*BASE, SLEEP, ALTER_T)})
+    holder = _take_lock_later(dbs, release_after_one_timeout=False)
+    result = apply(dbs, root, env=LOCK_ENV)
+    holder.join()
+    assert result.returncode == 1, result.output
+    line = error_line(result)
+    assert "202601010100_alter_t could not take its lock after 3 tries" in line
+    assert "late-holder" in line and "left clean at 202601010050_sleep" in line
+    assert len(events(result, "lock_retry")) == 2
+    assert version(dbs) == "202601010050"
+
+
+def test_lock_released_during_the_retries_succeeds(migrate_bin, dbs, project):
+    root = project({"operational": files(*BASE)})
+    assert apply(dbs, root).returncode == 0
+    root = project({"operational": files(*BASE, SLEEP, ALTER_T)})
+    holder = _take_lock_later(dbs, release_after_one_timeout=True)
+    result = apply(dbs, root, env={**LOCK_ENV, "MIGRATION_LOCK_RETRY_WAIT_SECONDS": "1", "MIGRATION_LOCK_RETRIES": "4"})
+    holder.join()
+    assert result.returncode == 0, result.output
+    assert len(events(result, "lock_retry")) >= 1
+    assert version(dbs) == "202601010100"
+    assert dbs.server.psql(dbs.operational, "select count(*) from information_schema.columns where table_name='t' and column_name='w'") == "1"
+
+
+def test_window_exceeded_stops_cleanly_with_the_state(migrate_bin, dbs, project):
+    root = project({"operational": files(*BASE, ("202601010100_slow", "create table s(id int);\nselect pg_sleep(60);\n", "drop table s;\n"))})
+    started = time.monotonic()
+    result = apply(dbs, root, env={"MIGRATION_WINDOW_SECONDS": "2", "MIGRATION_WINDOW_GRACE_SECONDS": "1"})
+    assert time.monotonic() - started < 30
+    assert result.returncode == 5, result.output
+    line = error_line(result)
+    assert "time window of 2s exceeded" in line and "finished 202601010000_create_t" in line
+    assert "interrupted 202601010100_slow (rolled back whole)" in line
+    assert "database at version 202601010000_create_t" in line
+    assert version(dbs) == "202601010000"  # clean, at the previous version
+    assert dbs.server.psql(dbs.operational, "select to_regclass('s') is null") == "t"
+    assert events(result, "guardrail_exceeded")
+
+
+DELETE_ROWS = ("202601010100_purge", "delete from t where id > 10;\n", "select 1;\n")
+
+
+def test_row_loss_is_shown_and_flagged(migrate_bin, dbs, project):
+    root = project({"operational": files(*BASE)})
+    assert apply(dbs, root).returncode == 0
+    root = project({"operational": files(*BASE, DELETE_ROWS)})
+    result = apply(dbs, root)
+    assert result.returncode == 0, result.output
+    (post,) = events(result, "migration_post_checks")
+    rows = next(c for c in post["checks"] if c["name"] == "row_counts")
+    assert rows["status"] == "warn"
+    delta = next(d for d in rows["deltas"] if d["table"] == "public.t")
+    assert (delta["before"], delta["after"], delta["delta"]) == (50, 10, -40)
+
+
+def test_fail_on_row_loss_exits_1(migrate_bin, dbs, project):
+    root = project({"operational": files(*BASE)})
+    assert apply(dbs, root).returncode == 0
+    root = project({"operational": files(*BASE, DELETE_ROWS)})
+    result = apply(dbs, root, "--fail-on-row-loss")
+    assert result.returncode == 1
+    assert "post-check failed: row_counts" in error_line(result)
+
+
+@pytest.mark.parametrize(
+    ("env", "dry_run", "code", "message"),
+    [
+        ({"MIGRATION_ENVIRONMENT": "production"}, False, 4, "production changes need a second engineer's approval"),
+        ({"MIGRATION_ENVIRONMENT": "production", "MIGRATION_AUTHOR": "Alice@x", "MIGRATION_APPROVED_BY": "alice@X"},
+         False, 4, "the approver (alice@X) is the author"),
+        ({"MIGRATION_ENVIRONMENT": "production", "MIGRATION_AUTHOR": "alice@x", "MIGRATION_APPROVED_BY": "bob@x"},
+         False, 0, None),
+        ({"MIGRATION_ENVIRONMENT": "production"}, True, 0, None),
+        ({"MIGRATION_ENVIRONMENT": "staging"}, False, 0, None),
+    ],
+)
+def test_approval_matrix(migrate_bin, dbs, env, dry_run, code, message):
+    args = ["--dry-run"] if dry_run else []
+    result = run_cli("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes", *args, env=env)
+    assert result.returncode == code, result.output
+    if message:
+        assert message in error_line(result)
+        assert events(result, "approval_denied")
+        assert dbs.server.psql(dbs.operational, "select to_regclass('schema_migrations') is null") == "t"
+    elif env.get("MIGRATION_APPROVED_BY"):
+        assert events(result, "approval_granted")
+
+
+def test_approvers_file_is_enforced(migrate_bin, dbs, project, tmp_path):
+    root = project({"operational": files(*BASE)})
+    (root / "configs").mkdir()
+    (root / "configs" / "approvers.yml").write_text("approvers:\n  - carol@x\n")
+    env = {"MIGRATION_ENVIRONMENT": "production", "MIGRATION_AUTHOR": "alice@x", "MIGRATION_APPROVED_BY": "bob@x"}
+    result = apply(dbs, root, env=env)
+    assert result.returncode == 4 and "bob@x is not listed in configs/approvers.yml" in error_line(result)
+    assert apply(dbs, root, env={**env, "MIGRATION_APPROVED_BY": "Carol@x"}).returncode == 0
+
+
+def audit_rows(dbs):
+    out = dbs.server.psql(dbs.operational, "select coalesce(json_agg(a order by started_at), '[]') from migration_meta.migration_audit a")
+    return json.loads(out)
+
+
+def test_audit_rows_for_success_and_failure_none_for_dry_run_or_refusal(migrate_bin, dbs, project):
+    root = project({"operational": files(*BASE)})
+    assert apply(dbs, root, "--dry-run").returncode == 0
+    assert apply(dbs, root, env={"MIGRATION_ENVIRONMENT": "production"}).returncode == 4
+    assert dbs.server.psql(dbs.operational, "select to_regclass('migration_meta.migration_audit') is null") == "t"
+
+    ok = apply(dbs, root, env={"MIGRATION_AUTHOR": "alice@x", "MIGRATION_APPROVED_BY": "bob@x"})
+    assert ok.returncode == 0
+    root = project({"operational": files(*BASE, ("202601010100_bad", "select * from nonexist;\n", "select 1;\n"))})
+    assert apply(dbs, root).returncode == 1
+    first, second = audit_rows(dbs)
+    assert first["outcome"] == "ok" and first["direction"] == "up" and first["to_version"] == "202601010000_create_t"
+    assert first["author"] == "alice@x" and first["approver"] == "bob@x" and first["finished_at"]
+    (step,) = first["steps"]
+    assert step["id"] == "202601010000_create_t" and len(step["sha256"]) == 64 and step["duration_ms"] >= 0
+    assert first["migrate_version"] == "4.19.1" and first["host"]
+    assert second["outcome"] == "failed" and "nonexist" in second["error"] and second["steps"] == []
+
+
+def test_edited_applied_file_is_drift(migrate_bin, dbs, project):
+    root = project({"operational": files(*BASE)})
+    assert apply(dbs, root).returncode == 0
+    (root / "db/migrations/operational/202601010000_create_t.up.sql").write_text("create table t(id bigint);\n")
+    status = run_cli("status", "-c", "operational", "--env", str(dbs.env_file), "--format", "json", root=root)
+    drift = json.loads(status.stdout)["components"][0]["drift"]
+    assert any("202601010000_create_t was edited after it was applied" in d for d in drift)
+    prod = apply(dbs, root, env={"MIGRATION_ENVIRONMENT": "production", "MIGRATION_AUTHOR": "a", "MIGRATION_APPROVED_BY": "b"})
+    assert prod.returncode == 3 and "pre-check failed: checksums" in error_line(prod)
+
+
+def test_out_of_order_file_is_drift_and_blocks_apply(migrate_bin, dbs, project):
+    root = project({"operational": files(*BASE, ALTER_T)})
+    assert apply(dbs, root).returncode == 0
+    root = project({"operational": files(*BASE, ("202601010050_late", "create table late(id int);\n", "drop table late;\n"), ALTER_T)})
+    status = run_cli("status", "-c", "operational", "--env", str(dbs.env_file), "--format", "json", root=root)
+    drift = json.loads(status.stdout)["components"][0]["drift"]
+    assert any("202601010050_late sorts below the applied version but was never applied" in d for d in drift)
+    result = apply(dbs, root)
+    assert result.returncode == 3 and "pre-check failed: files" in error_line(result)
