@@ -62,14 +62,15 @@ def main() -> None:
     app()
 
 
-def _listeners(log_format: LogFormat | None, log_file: Path | None):
+def _listeners(log_format: LogFormat | None, log_file: Path | None, settings=None):
     """The tracer first (it opens the spans whose ids the logs carry), then the log, then the console."""
     from migrate_wrapper import logs, report, telemetry
     from migrate_wrapper.events import Listeners
 
     fmt = (log_format or (LogFormat.text if sys.stderr.isatty() else LogFormat.json)).value
     logs.configure(fmt, log_file)
-    listeners = [telemetry.listener(), logs.LogListener()]
+    progress = settings.migration_progress_seconds if settings is not None else logs.PROGRESS_SECONDS
+    listeners = [telemetry.listener(), logs.LogListener(progress)]
     if fmt == "text" or sys.stdout.isatty():
         listeners.append(report.ConsoleListener())
     return fmt, Listeners(*listeners)
@@ -128,7 +129,7 @@ def _status(component, env, fmt, log_format, log_file) -> None:
 
     settings = _settings(env)
     targets = target.resolve(settings, component)
-    _, listener = _listeners(log_format, log_file)
+    _, listener = _listeners(log_format, log_file, settings)
     statuses = [status_verb(settings, t, listener=listener) for t in targets]
     if fmt == OutputFormat.json:
         typer.echo(report.dumps(report.status_document(statuses)))
@@ -163,7 +164,7 @@ def apply(
             raise UsageError("--evidence goes with --dry-run")
         settings = _settings(env)
         targets = target.resolve(settings, component)
-        _, listener = _listeners(log_format, log_file)
+        _, listener = _listeners(log_format, log_file, settings)
         options = Options(confirm=_confirm(yes), dry_run=dry_run, evidence=evidence, fail_on_row_loss=fail_on_row_loss)
         for t in targets:
             apply_verb(settings, t, listener=listener, options=options)
@@ -193,7 +194,7 @@ def rollback(
         targets = target.resolve(settings, component)
         if len(targets) != 1:
             raise UsageError("rollback takes one component", hint="pass --component operational or analytics")
-        _, listener = _listeners(log_format, log_file)
+        _, listener = _listeners(log_format, log_file, settings)
         options = Options(confirm=_confirm(yes), fail_on_row_loss=fail_on_row_loss)
         rollback_verb(settings, targets[0], version, listener=listener, options=options)
     except (WrapperError, Exception, KeyboardInterrupt) as exc:

@@ -33,12 +33,16 @@ class RunInfo:
     target: str | None = None  # migration id the run aims at ("none": nothing applied)
     from_version: str | None = None
     approved_by: str | None = None
+    window_seconds: float | None = None  # the time window of an apply or rollback
     started: float = field(default_factory=time.monotonic)
     trace_id: str | None = None  # set by the tracer when there is one
     steps: list[StepInfo] = field(default_factory=list)  # finished steps, in order, across retries
 
     def elapsed_ms(self) -> float:
         return (time.monotonic() - self.started) * 1000.0
+
+    def time_left(self) -> float | None:
+        return None if self.window_seconds is None else self.window_seconds - self.elapsed_ms() / 1000.0
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import IO
 
 from migrate_wrapper.events import CheckResult, Listener, RunInfo, StepInfo
 from migrate_wrapper.plan import Status
+from migrate_wrapper.ticker import Ticker
 
 
 def status_text(st: Status) -> str:
@@ -61,6 +63,8 @@ class ConsoleListener(Listener):
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream or sys.stdout
+        self.live = self.stream.isatty()
+        self._ticker: Ticker | None = None
 
     def _print(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
@@ -77,15 +81,45 @@ class ConsoleListener(Listener):
 
     def check(self, run: RunInfo, result: CheckResult) -> None:
         self._print(f"  [{result.status:>4}] {result.phase}-check {result.name}: {result.reason}")
+        if result.name == "row_counts" and result.data:
+            from migrate_wrapper.checks.post import render_deltas
+
+            for line in render_deltas(result):
+                self._print(f"    {line.strip()}")
+
+    def step_started(self, run: RunInfo, step: StepInfo) -> None:
+        if not self.live:
+            return
+        verb = "applying" if step.direction == "up" else "reverting"
+
+        def show() -> None:
+            elapsed = (time.monotonic() - started) * 1000
+            left = run.time_left()
+            window = f", {left:.0f}s left in the window" if left is not None else ""
+            self.stream.write(f"\r\033[K  {verb} {step.id} … {_ms(elapsed)}{window}")
+            self.stream.flush()
+
+        started = time.monotonic()
+        self._ticker = Ticker(0.5, show)
+        self._ticker.start()
+
+    def _end_live_line(self) -> None:
+        if self._ticker is not None:
+            self._ticker.stop()
+            self._ticker = None
+            self.stream.write("\r\033[K")
 
     def step_finished(self, run: RunInfo, step: StepInfo) -> None:
+        self._end_live_line()
         self._print(f"  {'applied' if step.direction == 'up' else 'reverted'} {step.id} ({_ms(step.duration_ms)})")
 
     def note(self, run: RunInfo, event: str, message: str, **data: object) -> None:
-        if event in ("dry_run_file", "migration_noop", "guardrail_exceeded", "approval_granted", "migration_state"):
+        if event in ("dry_run_file", "migration_noop", "guardrail_exceeded", "approval_granted", "migration_state",
+                     "lock_retry"):
             self._print(message)
 
     def run_finished(self, run: RunInfo, outcome: str, error: BaseException | None) -> None:
+        self._end_live_line()
         if error is None and run.command != "status":
             self._print(f"{run.component}: {outcome} at {run.target or 'none'} in {_ms(run.elapsed_ms())}")
 

@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     migration_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     migration_window_grace_seconds: float = Field(default=5.0, ge=0)
     migration_exact_count_threshold: int = Field(default=100_000, ge=0)
+    migration_progress_seconds: float = Field(default=10.0, gt=0)  # progress records while a step runs
     migrate_bin: str | None = None
     migrate_wrapper_root: Path | None = None  # where db/migrations lives; the scripts set it
 

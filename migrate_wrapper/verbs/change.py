@@ -127,7 +127,8 @@ def _post_checks(settings, target, run, listener, conn, change, before, exclude,
     results = [
         CheckResult("post", "version", "ok" if reached else "fail",
                     f"at {after_state.version_label}" + ("" if reached else f", expected {run.target or 'none'}")),
-        post.row_counts(before, after, fail_on_row_loss=options.fail_on_row_loss),
+        # Catalog estimates of big tables move with autovacuum; only a drop beyond 5% of one counts as a loss.
+        post.row_counts(before, after, fail_on_row_loss=options.fail_on_row_loss, estimate_tolerance=0.05),
         post.schema_summary(before, after),
     ]
     listener.checks_started(run, "post")

@@ -38,6 +38,7 @@ def new_run(command: str, target: Target, settings: Settings, direction: str, dr
         server_address=target.url.host or "localhost",
         db_namespace=target.url.database,
         approved_by=settings.migration_approved_by,
+        window_seconds=settings.migration_window_seconds if command != "status" else None,
     )
 
 

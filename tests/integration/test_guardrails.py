@@ -163,7 +163,8 @@ def test_lock_released_during_the_retries_succeeds(migrate_bin, dbs, project):
 def test_window_exceeded_stops_cleanly_with_the_state(migrate_bin, dbs, project):
     root = project({"operational": files(*BASE, ("202601010100_slow", "create table s(id int);\nselect pg_sleep(60);\n", "drop table s;\n"))})
     started = time.monotonic()
-    result = apply(dbs, root, env={"MIGRATION_WINDOW_SECONDS": "2", "MIGRATION_WINDOW_GRACE_SECONDS": "1"})
+    result = apply(dbs, root, env={"MIGRATION_WINDOW_SECONDS": "2", "MIGRATION_WINDOW_GRACE_SECONDS": "1",
+                                   "MIGRATION_PROGRESS_SECONDS": "0.5"})
     assert time.monotonic() - started < 30
     assert result.returncode == 5, result.output
     line = error_line(result)
@@ -173,6 +174,8 @@ def test_window_exceeded_stops_cleanly_with_the_state(migrate_bin, dbs, project)
     assert version(dbs) == "202601010000"  # clean, at the previous version
     assert dbs.server.psql(dbs.operational, "select to_regclass('s') is null") == "t"
     assert events(result, "guardrail_exceeded")
+    progress = events(result, "migration_progress")  # off a terminal, progress goes to the log
+    assert progress and progress[0]["version"] == "202601010100_slow" and "window_left_s" in progress[0]
 
 
 DELETE_ROWS = ("202601010100_purge", "delete from t where id > 10;\n", "select 1;\n")
@@ -189,6 +192,16 @@ def test_row_loss_is_shown_and_flagged(migrate_bin, dbs, project):
     assert rows["status"] == "warn"
     delta = next(d for d in rows["deltas"] if d["table"] == "public.t")
     assert (delta["before"], delta["after"], delta["delta"]) == (50, 10, -40)
+
+
+def test_row_loss_is_rendered_for_people(migrate_bin, dbs, project):
+    root = project({"operational": files(*BASE)})
+    assert apply(dbs, root).returncode == 0
+    root = project({"operational": files(*BASE, DELETE_ROWS)})
+    result = apply(dbs, root, "--log-format", "text")
+    assert result.returncode == 0, result.output
+    line = next(l for l in result.stdout.splitlines() if "public.t" in l)
+    assert "50" in line and "10" in line and "-40" in line and "LOST ROWS" in line
 
 
 def test_fail_on_row_loss_exits_1(migrate_bin, dbs, project):
@@ -278,3 +291,20 @@ def test_out_of_order_file_is_drift_and_blocks_apply(migrate_bin, dbs, project):
     assert any("202601010050_late sorts below the applied version but was never applied" in d for d in drift)
     result = apply(dbs, root)
     assert result.returncode == 3 and "pre-check failed: files" in error_line(result)
+
+
+def test_dry_run_writes_approval_evidence(migrate_bin, dbs, project, tmp_path):
+    root = project({"operational": files(*BASE, ALTER_T)})
+    evidence = tmp_path / "evidence.md"
+    result = apply(dbs, root, "--dry-run", "--evidence", str(evidence), env={"MIGRATION_ENVIRONMENT": "production"})
+    assert result.returncode == 0, result.output
+    text = evidence.read_text()
+    import hashlib
+
+    up = root / "db/migrations/operational/202601010100_alter_t.up.sql"
+    assert "Environment: `production`" in text and "Target version: `202601010100_alter_t`" in text
+    assert hashlib.sha256(up.read_bytes()).hexdigest() in text
+    assert "| blocking_locks | ok |" in text and "| connectivity | ok |" in text
+    assert dbs.server.psql(dbs.operational, "select to_regclass('schema_migrations') is null") == "t"
+    refused = apply(dbs, root, "--evidence", str(evidence))
+    assert refused.returncode == 2 and "--evidence goes with --dry-run" in error_line(refused)
