@@ -16,11 +16,12 @@ class ExitCode(IntEnum):
     PRECHECK = 3  # a pre-check failed; nothing was applied
     APPROVAL = 4  # production approval missing or invalid
     WINDOW = 5  # the time window was exceeded
+    INTERRUPTED = 130  # stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it)
 
 
 EXIT_CODE_HELP = (
     "Exit codes: 0 ok; 1 migration or post-check failed; 2 usage or configuration error; "
-    "3 pre-check failed; 4 approval missing; 5 time window exceeded."
+    "3 pre-check failed; 4 approval missing; 5 time window exceeded; 130 interrupted (Ctrl-C or SIGTERM)."
 )
 
 
@@ -81,3 +82,9 @@ class MigrationFailed(WrapperError):
 
 class WindowExceeded(WrapperError):
     exit_code = ExitCode.WINDOW
+
+
+class Interrupted(WrapperError):
+    """The operator stopped the run (Ctrl-C or SIGTERM); carries the state reached."""
+
+    exit_code = ExitCode.INTERRUPTED

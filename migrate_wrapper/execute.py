@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from migrate_wrapper import db, runner
-from migrate_wrapper.errors import MigrationFailed, PreCheckFailed, WindowExceeded
+from migrate_wrapper.errors import Interrupted, MigrationFailed, PreCheckFailed, WindowExceeded, WrapperError
 from migrate_wrapper.events import Listener, RunInfo, StepInfo
 from migrate_wrapper.migrations import Migration
 from migrate_wrapper.runner import Binary, Event, StepFinished, StepStarted
@@ -86,7 +86,8 @@ def migrate(
         on_event=on_event,
         on_output=lambda line: listener.output(run, line),
         deadline=deadline,
-        on_deadline=stopper,
+        on_deadline=stopper.deadline if stopper else None,
+        on_start=stopper.attach if stopper else lambda proc: None,
     )
 
 
@@ -100,38 +101,52 @@ def carry_out(
     change: Change,
     read_state,
 ) -> None:
-    """Run every step of `change`; raises MigrationFailed, WindowExceeded or PreCheckFailed with the state reached."""
+    """Run every step of `change`; raises MigrationFailed, WindowExceeded, Interrupted or PreCheckFailed with the
+    state reached. golang-migrate is told the target (`goto V`, or `down -all`), never a step count, so a run that
+    waited for another's lock can never step past its own plan."""
     from migrate_wrapper.checks import pre
 
     params = url_params(settings)
     deadline = run.started + settings.migration_window_seconds
-    state = read_state().state
-    lock_key = pre.advisory_lock_key(target.url, state.schema, state.table)
+    first = read_state()
+    lock_key = pre.advisory_lock_key(target.url, first.state.schema, first.state.table)
+    command = ["down", "-all"] if change.end_version is None else ["goto", str(change.end_version)]
+    stopper = Stopper(settings.migration_window_grace_seconds, lambda: _cancel_lock_holder(target, lock_key))
     remaining = list(change.steps)
     attempt = 1
-    while remaining:
-        stopper = Stopper(settings.migration_window_grace_seconds, lambda: _cancel_lock_holder(target, lock_key))
-        verb = "up" if change.direction == "up" else "down"
-        result = migrate(binary, target, run, listener, [verb, str(len(remaining))], remaining, params,
-                         deadline=deadline, stopper=stopper)
-        stopper.join()
-        failed = remaining[len(result.steps)] if len(result.steps) < len(remaining) else None
-        remaining = remaining[len(result.steps):]
-        if stopper.fired:
-            raise _window_exceeded(settings, binary, target, run, listener, change, failed, read_state, params)
-        if result.failure is None:
-            if remaining:
-                raise MigrationFailed(
-                    f"golang-migrate stopped before {remaining[0].id}; database at {read_state().version_label}",
-                    version=remaining[0].id,
+    with stopper.handling_signals():
+        while remaining and not stopper.fired:
+            result = migrate(binary, target, run, listener, command, remaining, params, deadline=deadline,
+                             stopper=stopper)
+            stopper.join()
+            failed = remaining[len(result.steps)] if len(result.steps) < len(remaining) else None
+            remaining = remaining[len(result.steps):]
+            if stopper.fired:
+                break
+            if result.failure is None:
+                if remaining:
+                    raise _moved_by_someone_else(run, read_state(), remaining)
+                return
+            if result.failure.kind == "migration_lock":
+                holder = pre.migration_lock(conn, target.url, read_state())
+                raise PreCheckFailed(
+                    "migration_lock",
+                    holder.reason if holder.status == "fail" else
+                    f"{result.failure.message} (gave up after {settings.migration_lock_timeout_ms} ms)",
+                    hint="another migration is running; retry when it has finished",
                 )
-            return
-        if result.failure.kind == "migration_lock":
-            raise PreCheckFailed(
-                "migration_lock", f"{result.failure.message}; gave up after {settings.migration_lock_timeout_ms} ms",
-                hint="another migration is running; retry when it has finished",
-            )
-        if result.failure.kind == "lock_timeout" and failed is not None and _restorable(target, change, failed, read_state):
+            if not (result.failure.kind == "lock_timeout" and failed is not None
+                    and _restorable(target, change, failed, read_state)):
+                after = read_state()
+                kind = result.failure.kind
+                where = f"{failed.id} failed" if failed and kind in ("migration_failed", "lock_timeout") else \
+                    "golang-migrate failed"
+                line = f" (line {result.failure.sql_line})" if result.failure.sql_line else ""
+                raise MigrationFailed(
+                    f"{where}: {result.failure.message}{line}; database now at version {after.version_label}",
+                    version=failed.id if failed else None,
+                    state=after.version_label,
+                )
             clean = _restore(binary, target, run, listener, change, failed, read_state, params)
             blocker = _blockers(conn, failed, change.direction)
             if attempt >= settings.migration_lock_retries:
@@ -144,7 +159,8 @@ def carry_out(
             wait = settings.migration_lock_retry_wait_seconds * 2 ** (attempt - 1)
             listener.note(
                 run, "lock_retry", f"{failed.id}: lock timeout (blocked by {blocker}); retry {attempt + 1} of "
-                f"{settings.migration_lock_retries} in {wait:g}s", version=failed.id, attempt=attempt, blocker=blocker,
+                f"{settings.migration_lock_retries} in {wait:g}s", version=failed.id, attempt=attempt,
+                blocker=blocker,
             )
             if time.monotonic() + wait >= deadline:
                 raise WindowExceeded(
@@ -153,15 +169,20 @@ def carry_out(
                 )
             time.sleep(wait)
             attempt += 1
-            continue
-        after = read_state()
-        where = f"{failed.id} failed" if failed and result.failure.kind == "migration_failed" else "golang-migrate failed"
-        line = f" (line {result.failure.sql_line})" if result.failure.sql_line else ""
-        raise MigrationFailed(
-            f"{where}: {result.failure.message}{line}; database now at version {after.version_label}",
-            version=failed.id if failed else None,
-            state=after.version_label,
-        )
+    if stopper.fired:
+        raise _stopped(settings, binary, target, run, listener, change, stopper,
+                       remaining[0] if remaining else None, read_state, params)
+
+
+def _moved_by_someone_else(run: RunInfo, st, remaining: list[Migration]) -> PreCheckFailed:
+    """golang-migrate said "no change" although steps were planned: another run moved the database while this
+    one waited for golang-migrate's lock. Nothing was applied by this run."""
+    return PreCheckFailed(
+        "migration_lock",
+        f"another run moved {run.component} to version {st.version_label} while this one waited for "
+        f"golang-migrate's lock; this run applied nothing (planned next: {remaining[0].id})",
+        hint="check status before running again",
+    )
 
 
 def _previous(target: Target, migration: Migration) -> Migration | None:
@@ -232,19 +253,26 @@ def _cancel_lock_holder(target: Target, key: int) -> int | None:
         conn.close()
 
 
-def _window_exceeded(settings, binary, target, run, listener, change, failed, read_state, params) -> WindowExceeded:
+def _stopped(settings, binary, target, run, listener, change, stopper, failed, read_state, params) -> WrapperError:
+    """Report a run stopped by the window or by the operator: what finished, what was interrupted, the state."""
     finished = ", ".join(s.id for s in run.steps if s.direction == change.direction) or "none"
     note = ""
     if failed is not None:
         if _restorable(target, change, failed, read_state):
             _restore(binary, target, run, listener, change, failed, read_state, params)
             note = f"; interrupted {failed.id} (rolled back whole)"
+        elif read_state().state.dirty:
+            note = f"; interrupted {failed.id} (left dirty: see the runbook's dirty-state recovery)"
         else:
-            note = f"; interrupted {failed.id}"
+            note = f"; stopped before {failed.id}"
     st = read_state()
-    message = (
-        f"time window of {settings.migration_window_seconds}s exceeded: finished {finished}{note}; "
-        f"database at version {st.version_label}"
-    )
-    listener.note(run, "guardrail_exceeded", message, finished=finished, state=st.version_label)
-    return WindowExceeded(message)
+    if stopper.reason == "window":
+        message = (
+            f"time window of {settings.migration_window_seconds}s exceeded: finished {finished}{note}; "
+            f"database at version {st.version_label}"
+        )
+        listener.note(run, "guardrail_exceeded", message, finished=finished, state=st.version_label)
+        return WindowExceeded(message)
+    message = f"interrupted: finished {finished}{note}; database at version {st.version_label}"
+    listener.note(run, "migration_interrupted", message, finished=finished, state=st.version_label)
+    return Interrupted(message)

@@ -241,6 +241,7 @@ def run(
     on_output: Callable[[str], None] = lambda line: None,
     deadline: float | None = None,
     on_deadline: Callable[[subprocess.Popen[bytes]], None] | None = None,
+    on_start: Callable[[subprocess.Popen[bytes] | None], None] = lambda proc: None,
 ) -> RunResult:
     """Run golang-migrate, parsing each line as it arrives; every line is masked before anyone sees it.
 
@@ -254,7 +255,9 @@ def run(
         stderr=subprocess.STDOUT,
         env=child_env(),
         start_new_session=True,  # the wrapper decides when golang-migrate sees a signal
+        preexec_fn=_die_with_parent,
     )
+    on_start(proc)
     lines: queue.Queue[bytes | None] = queue.Queue()
     reader = threading.Thread(target=_pump, args=(proc, lines), daemon=True)
     reader.start()
@@ -297,11 +300,25 @@ def run(
         # Never leave golang-migrate running behind us (KeyboardInterrupt included).
         stop(proc)
         raise
+    finally:
+        on_start(None)
     if error_lines:
         result.failure = parse_error("\n".join(error_lines))
     elif result.returncode != 0:
         result.failure = MigrateFailure("other", f"golang-migrate exited with code {result.returncode}")
     return result
+
+
+def _die_with_parent() -> None:
+    """In the child: the kernel kills golang-migrate if the wrapper dies (even by SIGKILL), so it never runs on
+    unsupervised. Linux only; elsewhere the own process group still keeps terminal signals away from it."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _pump(proc: subprocess.Popen[bytes], lines: queue.Queue[bytes | None]) -> None:

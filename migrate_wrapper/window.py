@@ -1,5 +1,6 @@
-"""The time window: at the deadline ask golang-migrate to stop after the running step, then cancel the running
-statement on the server, then end the process — each after a short grace, on a thread so output keeps flowing."""
+"""Stopping golang-migrate on purpose: at the window's deadline, or when the operator presses Ctrl-C (or the wrapper
+gets SIGTERM). golang-migrate's own SIGINT handling finishes the running step and stops; after that come a cancel of
+the running statement on the server and, last, killing the process."""
 
 from __future__ import annotations
 
@@ -7,30 +8,57 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 
 class Stopper:
     def __init__(self, grace: float, cancel_statement: Callable[[], int | None]) -> None:
         self.grace = grace
         self.cancel_statement = cancel_statement  # returns the pid it cancelled, if any
-        self.fired = False
-        self.cancelled_pid: int | None = None
+        self.reason: str | None = None  # "window" | "signal"
+        self.signals = 0
+        self.proc: subprocess.Popen[bytes] | None = None
         self._thread: threading.Thread | None = None
 
-    def __call__(self, proc: subprocess.Popen[bytes]) -> None:
-        self.fired = True
+    @property
+    def fired(self) -> bool:
+        return self.reason is not None
+
+    def attach(self, proc: subprocess.Popen[bytes] | None) -> None:
+        self.proc = proc
+
+    def deadline(self, proc: subprocess.Popen[bytes]) -> None:
+        """At the deadline: SIGINT, then after a grace cancel the statement, then after another grace kill."""
+        self.reason = self.reason or "window"
         self._thread = threading.Thread(target=self._escalate, args=(proc,), daemon=True)
         self._thread.start()
+
+    def on_signal(self, signum: int, frame: object) -> None:
+        """First Ctrl-C/SIGTERM: stop after the running step; second: cancel the statement; third: kill."""
+        self.signals += 1
+        self.reason = self.reason or "signal"
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        if self.signals == 1:
+            _signal(proc, signal.SIGINT)
+        elif self.signals == 2:
+            threading.Thread(target=self._cancel, daemon=True).start()
+        else:
+            _signal(proc, signal.SIGKILL)
+
+    def _cancel(self) -> None:
+        try:
+            self.cancel_statement()
+        except Exception:  # noqa: BLE001 - best effort: a kill still follows if needed
+            pass
 
     def _escalate(self, proc: subprocess.Popen[bytes]) -> None:
         _signal(proc, signal.SIGINT)  # golang-migrate: "Stopping after this running migration"
         if _wait(proc, self.grace):
             return
-        try:
-            self.cancelled_pid = self.cancel_statement()
-        except Exception:  # noqa: BLE001 - best effort; the kill below still ends it
-            self.cancelled_pid = None
+        self._cancel()
         if _wait(proc, self.grace):
             return
         _signal(proc, signal.SIGKILL)
@@ -38,6 +66,19 @@ class Stopper:
     def join(self) -> None:
         if self._thread is not None:
             self._thread.join(timeout=self.grace * 2 + 5)
+
+    @contextmanager
+    def handling_signals(self) -> Iterator[None]:
+        """Route Ctrl-C and SIGTERM here while golang-migrate runs (main thread only, as Python requires)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:
