@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from migrate_wrapper import db, runner
@@ -24,6 +24,8 @@ from migrate_wrapper.window import Stopper
 
 if TYPE_CHECKING:
     import psycopg
+
+    from migrate_wrapper.verbs.common import StateReader
 
 
 @dataclass(frozen=True)
@@ -97,9 +99,8 @@ def carry_out(
     target: Target,
     run: RunInfo,
     listener: Listener,
-    conn: psycopg.Connection,
+    read_state: StateReader,
     change: Change,
-    read_state,
 ) -> None:
     """Run every step of `change`; raises MigrationFailed, WindowExceeded, Interrupted or PreCheckFailed with the
     state reached. golang-migrate is told the target (`goto V`, or `down -all`), never a step count, so a run that
@@ -128,13 +129,18 @@ def carry_out(
                     raise _moved_by_someone_else(run, read_state(), remaining)
                 return
             if result.failure.kind == "migration_lock":
-                holder = pre.migration_lock(conn, target.url, read_state())
+                holder = pre.migration_lock(read_state.conn, target.url, read_state())
                 raise PreCheckFailed(
                     "migration_lock",
                     holder.reason if holder.status == "fail" else
                     f"{result.failure.message} (gave up after {settings.migration_lock_timeout_ms} ms)",
                     hint="another migration is running; retry when it has finished",
                 )
+            if "due to user request" in result.failure.message:
+                # Nobody here cancelled it: golang-migrate's x-statement-timeout is a client-side cancel.
+                result.failure = replace(result.failure, message=(
+                    f"exceeded the statement timeout of {params['x-statement-timeout']} ms "
+                    "(MIGRATION_STATEMENT_TIMEOUT_MS)"))
             if not (result.failure.kind == "lock_timeout" and failed is not None
                     and _restorable(target, change, failed, read_state)):
                 after = read_state()
@@ -148,7 +154,7 @@ def carry_out(
                     state=after.version_label,
                 )
             clean = _restore(binary, target, run, listener, change, failed, read_state, params)
-            blocker = _blockers(conn, failed, change.direction)
+            blocker = _blockers(read_state.conn, failed, change.direction)
             if attempt >= settings.migration_lock_retries:
                 raise MigrationFailed(
                     f"{failed.id} could not take its lock after {attempt} tries ({result.failure.message}); "

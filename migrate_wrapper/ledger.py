@@ -89,6 +89,7 @@ class History:
 
     covered_from: int  # versions above this were only ever applied through the wrapper
     applied: set[int] = field(default_factory=set)
+    unfinished: list[str] = field(default_factory=list)  # runs that started changing the database and never ended
     sha256: dict[int, str] = field(default_factory=dict)  # version → sha256 of the up file when it was applied
 
 
@@ -98,16 +99,19 @@ def history(conn: psycopg.Connection, component: str) -> History | None:
     if not exists:
         return None
     rows = conn.execute(
-        f"""select from_version, steps, outcome from {SCHEMA}.{TABLE} where component = %s
-            order by started_at, run_id""",
+        f"""select from_version, steps, outcome,
+                   format('run %%s (%%s by %%s on %%s, started %%s)', run_id, direction, coalesce(author, '?'),
+                          coalesce(host, '?'), to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ'))
+            from {SCHEMA}.{TABLE} where component = %s order by started_at, run_id""",
         (component,),
     ).fetchall()
     if not rows:
         return None
     first_from = rows[0][0]
     result = History(covered_from=_version(first_from))
-    for _, steps, outcome in rows:
+    for _, steps, outcome, described in rows:
         if outcome == "running":
+            result.unfinished.append(described)
             # A run that never finished (killed) recorded no steps: nothing above its start is known for sure.
             result.covered_from = max(result.covered_from, UNKNOWN)
         for step in steps or []:

@@ -22,6 +22,7 @@ class Status:
     drift: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     edited: list[str] = field(default_factory=list)  # applied migrations whose file changed since
+    unfinished_runs: list[str] = field(default_factory=list)  # from the audit ledger: runs that never ended
 
     @property
     def version_label(self) -> str:
@@ -86,6 +87,7 @@ def status(
         drift=drift,
         problems=list(files.problems),
         edited=changed,
+        unfinished_runs=list(history.unfinished) if history else [],
     )
 
 

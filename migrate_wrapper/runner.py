@@ -132,7 +132,9 @@ def parse_error(text: str) -> MigrateFailure:
         # The file's whole text sits between "in line N: " and the last "(details: …)"; drop it.
         # The file text may itself contain "(details: ", so the driver's error is the last one.
         cut = text.rfind("(details: ")
-        reason = text[cut + len("(details: ") :].strip().removesuffix(")") if cut >= 0 else ""
+        # Its first line up to the last ")"; anything after is a second error (e.g. the unlock that failed too).
+        tail = text[cut + len("(details: ") :].split("\n", 1)[0] if cut >= 0 else ""
+        reason = tail[: tail.rfind(")")] if ")" in tail else tail
         reason = reason.removeprefix("pq: ")
         message = m.groupdict().get("msg") or reason or "migration failed"
         if reason and reason not in message:

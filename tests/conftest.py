@@ -150,3 +150,39 @@ def project(tmp_path: Path):
         return root
 
     return make
+
+
+# -- the fault suite: `pytest -m faults` runs it; the table of scenario, expected and observed is printed at the end.
+FAULT_ROWS: list[tuple[str, str, str]] = []
+
+
+class FaultRecord:
+    def __init__(self, scenario: str, expected: str) -> None:
+        self.scenario, self.expected, self.seen = scenario, expected, ""
+
+    def observed(self, text: str) -> None:
+        self.seen = " ".join(text.split())[:110]
+
+
+@pytest.fixture
+def fault(request):
+    """Tests marked `faults` name their scenario and expectation, and say what they observed."""
+    marker = request.node.get_closest_marker("faults")
+    scenario = marker.kwargs.get("scenario", request.node.name) if marker else request.node.name
+    expected = marker.kwargs.get("expected", "") if marker else ""
+    if hasattr(request.node, "callspec"):
+        scenario = f"{scenario} [{request.node.callspec.id}]"
+    record = FaultRecord(scenario, expected)
+    yield record
+    FAULT_ROWS.append((record.scenario, record.expected, record.seen or "(nothing recorded)"))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not FAULT_ROWS:
+        return
+    width = max(len(r[0]) for r in FAULT_ROWS)
+    exp_width = max(len(r[1]) for r in FAULT_ROWS)
+    terminalreporter.section(f"fault suite: {len(FAULT_ROWS)} scenarios")
+    terminalreporter.write_line(f"{'scenario':<{width}}  {'expected':<{exp_width}}  observed")
+    for scenario, expected, seen in FAULT_ROWS:
+        terminalreporter.write_line(f"{scenario:<{width}}  {expected:<{exp_width}}  {seen}")

@@ -49,10 +49,14 @@ def dirty(st: Status, url_setting: str) -> CheckResult:
     version = st.state.version
     below = [m for m in st.applied if version is None or m.version < version]
     previous = str(below[-1].version) if below else "-1"
+    why = "a migration failed half-way"
+    if st.unfinished_runs:
+        # A wrapper killed mid-run (kill -9, a lost machine) leaves its ledger row at outcome "running".
+        why = f"the audit ledger shows {st.unfinished_runs[-1]} never finished (killed?)"
     return _result(
         "dirty",
         "fail",
-        f"database is dirty at version {version if version is not None else 'none'}: a migration failed half-way",
+        f"database is dirty at version {version if version is not None else 'none'}: {why}",
         hint=f"check whether its changes were rolled back; if so mark the previous version clean with "
         f"`migrate -path {st.folder} -database \"${url_setting}\" force {previous}`, then retry",
     )

@@ -91,16 +91,17 @@ def run_change(
     exclude = {f"{st.state.schema}.{st.state.table}"}
     before = post.snapshot(conn, exact_threshold_rows=settings.migration_exact_count_threshold, exclude=exclude)
     ledger.begin(conn, run, author=author, approver=approver, migrate_version=binary.version)
+    reader = common.StateReader(target, settings, conn)
     error: BaseException | None = None
     try:
-        execute.carry_out(settings, binary, target, run, listener, conn, change, lambda: common.read_status(conn, target))
-        _post_checks(settings, target, run, listener, conn, change, before, exclude, options)
+        execute.carry_out(settings, binary, target, run, listener, reader, change)
+        _post_checks(settings, target, run, listener, reader, change, before, exclude, options)
     except BaseException as exc:
         error = exc
         raise
     finally:
         try:
-            ledger.finish(conn, run, common.outcome_of(error),
+            ledger.finish(reader.conn, run, common.outcome_of(error),
                           str(error) if isinstance(error, WrapperError) else (type(error).__name__ if error else None))
         except Exception as exc:  # noqa: BLE001 - never let the audit write hide the migration's own outcome
             listener.note(run, "audit_write_failed", f"could not complete the audit record: {type(exc).__name__}")
@@ -118,11 +119,11 @@ def _approve(settings: Settings, run: RunInfo, listener: Listener) -> tuple[str,
     return author, approver
 
 
-def _post_checks(settings, target, run, listener, conn, change, before, exclude, options) -> None:
+def _post_checks(settings, target, run, listener, reader, change, before, exclude, options) -> None:
     from migrate_wrapper.checks import post
 
-    after_state = common.read_status(conn, target)
-    after = post.snapshot(conn, exact_threshold_rows=settings.migration_exact_count_threshold, exclude=exclude)
+    after_state = reader()
+    after = post.snapshot(reader.conn, exact_threshold_rows=settings.migration_exact_count_threshold, exclude=exclude)
     reached = after_state.state.version == change.end_version and not after_state.state.dirty
     results = [
         CheckResult("post", "version", "ok" if reached else "fail",

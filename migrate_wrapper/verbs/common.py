@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -10,6 +11,7 @@ from migrate_wrapper import db, plan, runner
 from migrate_wrapper.checks import pre
 from migrate_wrapper.errors import (
     ApprovalMissing,
+    MigrationFailed,
     PreCheckFailed,
     UsageError,
     WindowExceeded,
@@ -53,6 +55,52 @@ def read_status(conn: psycopg.Connection, target: Target) -> plan.Status:
     state = db.read_version(conn, target.url, target.component)
     history = ledger.history(conn, target.component.name)
     return plan.status(target.component.name, target.url.masked(), target.files, state, history=history)
+
+
+class StateReader:
+    """Reads the target's state on the wrapper's own connection, reconnecting once when the server went away
+    (a restart or failover mid-run): a lost connection must end in a reported state, never in a traceback."""
+
+    def __init__(self, target: Target, settings: Settings, conn: psycopg.Connection) -> None:
+        self.target = target
+        self.settings = settings
+        self._conn = conn
+
+    @property
+    def conn(self) -> psycopg.Connection:
+        if self._conn.closed or self._conn.broken:
+            self._reconnect()
+        return self._conn
+
+    RECONNECT_SECONDS = 15.0  # long enough for a restart or a failover to finish
+
+    def _reconnect(self) -> None:
+        self._conn.close()
+        deadline = time.monotonic() + self.RECONNECT_SECONDS
+        while True:
+            try:
+                self._conn = db.connect(self.target.url, timeout=self.settings.migration_connect_timeout_seconds)
+                return
+            except PreCheckFailed as exc:
+                if time.monotonic() >= deadline:
+                    raise MigrationFailed(
+                        f"lost the connection to {self.target.url.masked()} and could not reconnect "
+                        f"({exc.reason}); the database's state is unknown",
+                        hint="run status once the server is back",
+                    ) from None
+                time.sleep(0.5)
+
+    def __call__(self) -> plan.Status:
+        import psycopg
+
+        try:
+            return read_status(self.conn, self.target)
+        except psycopg.OperationalError:
+            self._reconnect()
+            return read_status(self._conn, self.target)
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 def outcome_of(error: BaseException | None) -> str:
