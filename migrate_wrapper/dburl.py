@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 from migrate_wrapper.errors import UsageError
 
 SCHEMES = ("postgres", "postgresql")
+LIB_PQ_SSLMODES = ("disable", "require", "verify-ca", "verify-full")  # lib/pq rejects allow and prefer
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _USERINFO = re.compile(r"(\w+://[^:/@\s]*):[^@\s]*@")
 
@@ -72,6 +73,12 @@ class DatabaseUrl:
         params = tuple(parse_qsl(parts.query, keep_blank_values=True))
         if not database and not dict(params).get("dbname"):
             raise UsageError(f"{setting} names no database", hint="add /dbname after the host")
+        sslmode = dict(params).get("sslmode")
+        if sslmode is not None and sslmode not in LIB_PQ_SSLMODES:
+            raise UsageError(
+                f"{setting} has sslmode={sslmode}, which golang-migrate's driver (lib/pq) does not support",
+                hint=f"use one of: {', '.join(LIB_PQ_SSLMODES)}",
+            )
         if "/" in database:
             raise UsageError(
                 f"{setting} has an invalid path",

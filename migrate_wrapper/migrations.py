@@ -69,16 +69,26 @@ def parse_id(version_id: str) -> tuple[int, str]:
     return int(match.group(1)), match.group(2)
 
 
+def _inside(path: Path, root: Path) -> bool:
+    return path.resolve().is_relative_to(root.resolve())
+
+
 def _printable(text: str, limit: int = 80) -> str:
     clean = "".join(ch if ch.isprintable() else "?" for ch in text)
     return clean if len(clean) <= limit else clean[:limit] + "…"
 
 
-def scan(folder: Path) -> MigrationSet:
+def scan(folder: Path, root: Path | None = None) -> MigrationSet:
+    """`root`: the project root; a folder or file that is a link leading outside it is refused."""
     if not folder.exists():
         raise UsageError(f"migrations folder {folder} does not exist", hint="check --component and the project root")
     if not folder.is_dir():
         raise UsageError(f"migrations folder {folder} is not a directory")
+    if root is not None and not _inside(folder, root):
+        raise UsageError(
+            f"migrations folder {folder} leads outside the project ({folder.resolve()})",
+            hint="keep migrations inside the repository so what is reviewed is what runs",
+        )
     try:
         names = sorted(p.name for p in folder.iterdir())
     except OSError as exc:
@@ -93,6 +103,8 @@ def scan(folder: Path) -> MigrationSet:
                 result.problems.append(f"{name}: not a migration file name; golang-migrate ignores it")
             continue
         version_text, slug, direction, ext = match.groups()
+        if root is not None and not _inside(folder / name, root):
+            raise UsageError(f"{folder / name} is a link leading outside the project")
         version = int(version_text)
         if version > MAX_VERSION:
             raise UsageError(f"{name}: version {version_text} is too large for golang-migrate")

@@ -23,8 +23,7 @@ from pathlib import Path
 from migrate_wrapper.errors import BinaryError
 from migrate_wrapper.versions import GOLANG_MIGRATE_VERSION
 
-# lib/pq panics at start-up when one of these is set in its environment.
-LIBPQ_CRASHERS = ("PGSERVICE", "PGHOSTADDR", "PGSSLCRL")
+from migrate_wrapper.settings import LIBPQ_HAZARDS
 
 _TIMESTAMP = re.compile(r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)? ")
 _STEP = r"(?P<version>\d+)/(?P<direction>[ud]) (?P<title>.*?)"
@@ -217,7 +216,7 @@ def vet(path: Path, *, timeout: float = 10.0) -> Binary:
 
 
 def child_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in LIBPQ_CRASHERS}
+    return {k: v for k, v in os.environ.items() if k not in LIBPQ_HAZARDS}
 
 
 def build_argv(binary: Path, *, source: Path, database_url: str, command: Sequence[str]) -> list[str]:

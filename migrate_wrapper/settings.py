@@ -68,8 +68,10 @@ def read_env_file(path: Path) -> dict[str, str]:
 
     from dotenv.parser import parse_stream  # python-dotenv comes with pydantic-settings
 
-    if not path.is_file():
+    if not path.exists():
         raise UsageError(f"env file {path} does not exist", hint="pass --env with the path of your migrate.env")
+    if not path.is_file():
+        raise UsageError(f"env file {path} is not a file")
     try:
         text = path.read_bytes().decode(ENV_FILE_ENCODING)
     except OSError as exc:
@@ -96,8 +98,15 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
+# Variables that make lib/pq panic, or (PGHOSTADDR) point libpq somewhere other than the URL: the wrapper reaches
+# databases only through the URLs, so neither its own connections nor golang-migrate's may see them.
+LIBPQ_HAZARDS = ("PGSERVICE", "PGHOSTADDR", "PGSSLCRL")
+
+
 def load(env_file: Path | None) -> Settings:
     """Build the settings; OTEL_* keys from the file are exported so the OpenTelemetry SDK reads them itself."""
+    for key in LIBPQ_HAZARDS:
+        os.environ.pop(key, None)
     file_values = read_env_file(env_file) if env_file is not None else {}
     for key, value in file_values.items():
         if key.upper().startswith("OTEL_"):

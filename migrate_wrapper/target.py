@@ -22,4 +22,4 @@ def resolve(settings: Settings, component: str | None) -> list[Target]:
     """Every chosen component's URL and files, so `--component all` fails before touching the first database."""
     root = settings.project_root()
     chosen = components.resolve(component or settings.migration_component)
-    return [Target(c, settings.url_for(c), migrations.scan(root / c.migrations_dir)) for c in chosen]
+    return [Target(c, settings.url_for(c), migrations.scan(root / c.migrations_dir, root)) for c in chosen]

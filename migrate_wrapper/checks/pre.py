@@ -34,10 +34,28 @@ def files(st: Status, direction: str) -> CheckResult:
     out_of_order = [d for d in st.drift if "never applied" in d]
     if out_of_order:
         return _result("files", "fail", out_of_order[0])
+    if not st.applied and not st.pending:
+        return _result("files", "fail", f"no migration files in {st.folder}", hint="check --component and the checkout")
     moving = st.pending if direction == "up" else st.applied
     unpaired = [m.id for m in moving if m.down is None or m.up is None]
     if unpaired:
         return _result("files", "fail", f"{unpaired[0]} has no {'down' if direction == 'up' else 'up'} file")
+    warnings = []
+    for migration in moving:
+        path = migration.up if direction == "up" else migration.down
+        raw = path.read_bytes() if path else b""
+        if raw.startswith(b"\xef\xbb\xbf"):
+            return _result("files", "fail", f"{path.name} starts with a byte-order mark, which PostgreSQL rejects",
+                           hint="save the file as UTF-8 without BOM")
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return _result("files", "fail", f"{path.name} is not UTF-8 (byte {exc.start})",
+                           hint="save the file as UTF-8")
+        if not raw.strip():
+            warnings.append(f"{path.name} is empty: golang-migrate will move the version without changing anything")
+    if warnings:
+        return _result("files", "warn", warnings[0], problems=warnings + st.problems)
     if st.problems:
         return _result("files", "warn", st.problems[0], problems=st.problems)
     return _result("files", "ok", f"{len(st.applied)} applied, {len(st.pending)} pending")
