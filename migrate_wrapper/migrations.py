@@ -15,7 +15,7 @@ from pathlib import Path
 from migrate_wrapper.errors import UsageError
 
 GOLANG_MIGRATE_NAME = re.compile(r"^([0-9]+)_(.*)\.(down|up)\.(.*)$")
-HOUSE_ID = re.compile(r"^(\d{12})_([a-z0-9]+(?:_[a-z0-9]+)*)$")
+HOUSE_ID = re.compile(r"^(\d{12})_([a-z0-9]+(?:_[a-z0-9]+)*)\Z")  # \Z: "$" would accept a trailing newline
 MAX_VERSION = 2**63 - 1  # golang-migrate parses uint64 but stores bigint
 
 

@@ -164,17 +164,30 @@ class FaultRecord:
         self.seen = " ".join(text.split())[:110]
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def fault(request):
-    """Tests marked `faults` name their scenario and expectation, and say what they observed."""
+    """Tests marked `faults` name their scenario and expectation; they may say what they observed, else the
+    table shows whether the test passed."""
     marker = request.node.get_closest_marker("faults")
-    scenario = marker.kwargs.get("scenario", request.node.name) if marker else request.node.name
-    expected = marker.kwargs.get("expected", "") if marker else ""
+    if marker is None:
+        yield None
+        return
+    scenario = marker.kwargs.get("scenario", request.node.name)
     if hasattr(request.node, "callspec"):
         scenario = f"{scenario} [{request.node.callspec.id}]"
-    record = FaultRecord(scenario, expected)
+    record = FaultRecord(scenario, marker.kwargs.get("expected", ""))
     yield record
-    FAULT_ROWS.append((record.scenario, record.expected, record.seen or "(nothing recorded)"))
+    report = getattr(request.node, "rep_call", None)
+    outcome = "PASSED" if report is not None and report.passed else "FAILED"
+    FAULT_ROWS.append((record.scenario, record.expected, f"{outcome}: {record.seen}" if record.seen else outcome))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.rep_call = report
+    return report
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

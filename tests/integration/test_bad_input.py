@@ -111,6 +111,7 @@ def test_migrate_bin_missing(dbs, tmp_path):
     assert "is not an executable file" in one_error_line(result)
 
 
+@pytest.mark.faults(scenario="failing SQL, then a rerun", expected="exit 1 one line; rerun exit 3 dirty")
 def test_failing_migration_is_one_clear_line_and_leaves_dirty(migrate_bin, dbs, project):
     root = project({"operational": {
         "202601010000_a.up.sql": "create table a(id int);\n", "202601010000_a.down.sql": "drop table a;\n",

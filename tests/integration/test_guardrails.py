@@ -61,6 +61,7 @@ def hold(dbs):
         conn.close()
 
 
+@pytest.mark.faults(scenario="golang-migrate lock held elsewhere", expected="exit 3 at once, naming the pid")
 def test_advisory_lock_held_elsewhere_fails_fast_naming_the_holder(migrate_bin, dbs, project, hold):
     root = project({"operational": files(*BASE)})
     from migrate_wrapper.checks.pre import advisory_lock_key
@@ -80,6 +81,7 @@ def test_advisory_lock_held_elsewhere_fails_fast_naming_the_holder(migrate_bin, 
     assert dbs.server.psql(dbs.operational, "select to_regclass('t') is null") == "t"
 
 
+@pytest.mark.faults(scenario="transaction holds a needed table lock", expected="exit 3 naming the pid")
 def test_transaction_holding_a_table_lock_fails_the_pre_check(migrate_bin, dbs, project, hold):
     root = project({"operational": files(*BASE, ALTER_T)})
     assert apply(dbs, root, "--log-format", "json").returncode == 0 or True  # both steps may apply: reset below
@@ -132,6 +134,7 @@ def _take_lock_later(dbs, *, release_after_one_timeout):
 LOCK_ENV = {"MIGRATION_LOCK_TIMEOUT_MS": "300", "MIGRATION_LOCK_RETRY_WAIT_SECONDS": "0.3", "MIGRATION_LOCK_RETRIES": "3"}
 
 
+@pytest.mark.faults(scenario="lock taken after the pre-checks", expected="3 tries, exit 1, clean")
 def test_lock_taken_after_the_check_retries_then_leaves_a_clean_database(migrate_bin, dbs, project):
     root = project({"operational": files(*BASE)})
     assert apply(dbs, root).returncode == 0
@@ -147,6 +150,7 @@ def test_lock_taken_after_the_check_retries_then_leaves_a_clean_database(migrate
     assert version(dbs) == "202601010050"
 
 
+@pytest.mark.faults(scenario="lock released during the retries", expected="retry succeeds, exit 0")
 def test_lock_released_during_the_retries_succeeds(migrate_bin, dbs, project):
     root = project({"operational": files(*BASE)})
     assert apply(dbs, root).returncode == 0
@@ -160,6 +164,7 @@ def test_lock_released_during_the_retries_succeeds(migrate_bin, dbs, project):
     assert dbs.server.psql(dbs.operational, "select count(*) from information_schema.columns where table_name='t' and column_name='w'") == "1"
 
 
+@pytest.mark.faults(scenario="time window exceeded mid-step", expected="exit 5, clean, state reported")
 def test_window_exceeded_stops_cleanly_with_the_state(migrate_bin, dbs, project):
     root = project({"operational": files(*BASE, ("202601010100_slow", "create table s(id int);\nselect pg_sleep(60);\n", "drop table s;\n"))})
     started = time.monotonic()
@@ -204,6 +209,7 @@ def test_row_loss_is_rendered_for_people(migrate_bin, dbs, project):
     assert "50" in line and "10" in line and "-40" in line and "LOST ROWS" in line
 
 
+@pytest.mark.faults(scenario="rows deleted with --fail-on-row-loss", expected="exit 1 after the post-check")
 def test_fail_on_row_loss_exits_1(migrate_bin, dbs, project):
     root = project({"operational": files(*BASE)})
     assert apply(dbs, root).returncode == 0
@@ -271,6 +277,7 @@ def test_audit_rows_for_success_and_failure_none_for_dry_run_or_refusal(migrate_
     assert second["outcome"] == "failed" and "nonexist" in second["error"] and second["steps"] == []
 
 
+@pytest.mark.faults(scenario="applied file edited", expected="drift; exit 3 in production")
 def test_edited_applied_file_is_drift(migrate_bin, dbs, project):
     root = project({"operational": files(*BASE)})
     assert apply(dbs, root).returncode == 0
@@ -282,6 +289,7 @@ def test_edited_applied_file_is_drift(migrate_bin, dbs, project):
     assert prod.returncode == 3 and "pre-check failed: checksums" in error_line(prod)
 
 
+@pytest.mark.faults(scenario="file below the applied version", expected="drift; exit 3")
 def test_out_of_order_file_is_drift_and_blocks_apply(migrate_bin, dbs, project):
     root = project({"operational": files(*BASE, ALTER_T)})
     assert apply(dbs, root).returncode == 0
