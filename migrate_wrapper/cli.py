@@ -21,6 +21,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: rendering it with rich costs ~100 ms of imports on every --help
 )
 
 
@@ -224,3 +225,6 @@ def _flush_telemetry() -> None:
     """Bounded: a dead collector costs at most the flush timeout, never the run."""
     if "migrate_wrapper.telemetry" in sys.modules:
         sys.modules["migrate_wrapper.telemetry"].shutdown()
+
+
+from migrate_wrapper import cli_lint  # noqa: E402,F401 - registers the lint command

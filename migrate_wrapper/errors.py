@@ -11,7 +11,7 @@ from enum import IntEnum
 
 class ExitCode(IntEnum):
     OK = 0
-    FAILED = 1  # a migration or a post-check failed
+    FAILED = 1  # a migration or a post-check failed (or lint found errors)
     USAGE = 2  # usage or configuration error; nothing was run
     PRECHECK = 3  # a pre-check failed; nothing was applied
     APPROVAL = 4  # production approval missing or invalid
@@ -20,7 +20,7 @@ class ExitCode(IntEnum):
 
 
 EXIT_CODE_HELP = (
-    "Exit codes: 0 ok; 1 migration or post-check failed; 2 usage or configuration error; "
+    "Exit codes: 0 ok; 1 migration, post-check or lint failed; 2 usage or configuration error; "
     "3 pre-check failed; 4 approval missing; 5 time window exceeded; 130 interrupted (Ctrl-C or SIGTERM)."
 )
 

@@ -119,3 +119,172 @@ def analyse(sql_text: str) -> FileInfo:
             else:
                 need(name, ACCESS_SHARE)
     return info
+
+
+# --- What each statement does to tables and their rows, in file order (for lint's destructive and classification
+# rules). Names are "table" for the public schema (or none given) and "schema.table" otherwise.
+
+
+@dataclass(frozen=True)
+class TypeSpec:
+    name: str  # canonical: int4, varchar, numeric, text, … ("schema.name" for user types)
+    mods: tuple[int, ...] = ()  # varchar(50) → (50,), numeric(10,2) → (10, 2)
+    array: bool = False
+
+    def __str__(self) -> str:
+        mods = f"({','.join(map(str, self.mods))})" if self.mods else ""
+        return f"{self.name}{mods}{'[]' if self.array else ''}"
+
+
+@dataclass(frozen=True)
+class Change:
+    # create_table, create_table_unlisted (LIKE/INHERITS/AS: columns not written out), add_column, drop_table,
+    # drop_column, alter_type, truncate, delete_all, rename_table, rename_column
+    action: str
+    table: str
+    line: int  # 1-based
+    column: str | None = None
+    type: TypeSpec | None = None
+    using: bool = False  # alter_type with a USING conversion
+    new_name: str | None = None  # renames
+
+
+@dataclass
+class Details:
+    statements: int = 0
+    changes: list[Change] = field(default_factory=list)
+    concurrently_lines: list[int] = field(default_factory=list)  # statements that cannot run in a transaction
+    transaction_lines: list[int] = field(default_factory=list)  # the file's own BEGIN/COMMIT/ROLLBACK
+    parse_error: str | None = None
+    parse_error_line: int | None = None
+
+
+# Spellings the parser leaves unqualified (it qualifies `integer`, `varchar`, … itself as pg_catalog.*).
+_TYPE_ALIASES = {"serial": "int4", "serial4": "int4", "bigserial": "int8", "serial8": "int8", "smallserial": "int2",
+                 "serial2": "int2", "int": "int4", "integer": "int4", "smallint": "int2", "bigint": "int8",
+                 "boolean": "bool", "decimal": "numeric", "real": "float4"}
+
+
+def _type_spec(type_name) -> TypeSpec | None:
+    if type_name is None:
+        return None
+    names = [getattr(n, "sval", "") for n in type_name.names]
+    if len(names) == 2 and names[0] == "pg_catalog":
+        name = names[1]
+    elif len(names) == 1:
+        name = _TYPE_ALIASES.get(names[0], names[0])
+    else:
+        name = ".".join(names[1:] if names[0] == "public" else names)
+    mods = []
+    for mod in type_name.typmods or ():
+        value = getattr(getattr(mod, "val", None), "ival", None)
+        if value is None:
+            return TypeSpec(name, (-1,), bool(type_name.arrayBounds))  # an expression: never equal to a number
+        mods.append(int(value))
+    return TypeSpec(name, tuple(mods), bool(type_name.arrayBounds))
+
+
+def _key(schema: str | None, name: str) -> str:
+    return name if schema in (None, "", "public") else f"{schema}.{name}"
+
+
+def _line_at(text: str, offset: int) -> int:
+    """1-based line of the first token at or after offset (statement locations include leading comments)."""
+    i, n = max(offset, 0), len(text)
+    while i < n:
+        if text[i].isspace():
+            i += 1
+        elif text.startswith("--", i):
+            end = text.find("\n", i)
+            i = n if end < 0 else end + 1
+        elif text.startswith("/*", i):
+            depth, i = 1, i + 2  # PostgreSQL's block comments nest
+            while i < n and depth:
+                if text.startswith("/*", i):
+                    depth, i = depth + 1, i + 2
+                elif text.startswith("*/", i):
+                    depth, i = depth - 1, i + 2
+                else:
+                    i += 1
+        else:
+            break
+    return text.count("\n", 0, min(i, n)) + 1
+
+
+def _cannot_run_in_transaction(stmt, ast, alter) -> bool:
+    """CREATE/DROP INDEX, REINDEX and DETACH PARTITION … CONCURRENTLY refuse to run inside a transaction block."""
+    if isinstance(stmt, (ast.IndexStmt, ast.DropStmt)):
+        return bool(stmt.concurrent)
+    if isinstance(stmt, ast.ReindexStmt):
+        return any(getattr(p, "defname", None) == "concurrently" for p in stmt.params or ())
+    if isinstance(stmt, ast.AlterTableStmt):
+        return any(cmd.subtype == alter.AT_DetachPartition and getattr(cmd.def_, "concurrent", False)
+                   for cmd in stmt.cmds or ())
+    return False
+
+
+def details(sql_text: str) -> Details:
+    """Statement by statement: what it creates, drops, empties or retypes, and on which line."""
+    from pglast import ast, enums, parse_sql
+    from pglast.parser import ParseError
+
+    result = Details()
+    try:
+        statements = parse_sql(sql_text)
+    except ParseError as exc:
+        location = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else 0
+        result.parse_error = str(exc.args[0]) if exc.args else str(exc)
+        result.parse_error_line = sql_text.count("\n", 0, max(location, 0)) + 1
+        return result
+
+    obj = enums.ObjectType
+    alter = enums.AlterTableType
+    for raw in statements:
+        stmt = raw.stmt
+        result.statements += 1
+        line = _line_at(sql_text, raw.stmt_location or 0)
+        add = result.changes.append
+        if _cannot_run_in_transaction(stmt, ast, alter):
+            result.concurrently_lines.append(line)
+        if isinstance(stmt, ast.TransactionStmt):
+            result.transaction_lines.append(line)
+        if isinstance(stmt, ast.CreateStmt):
+            table = _key(stmt.relation.schemaname, stmt.relation.relname)
+            if stmt.partbound is not None:
+                add(Change("create_table", table, line))  # a partition: its columns are its parent's
+                continue
+            elements = stmt.tableElts or ()
+            unlisted = bool(stmt.inhRelations) or any(isinstance(e, ast.TableLikeClause) for e in elements)
+            add(Change("create_table_unlisted" if unlisted else "create_table", table, line))
+            for element in elements:
+                if isinstance(element, ast.ColumnDef):
+                    column_line = _line_at(sql_text, element.location) if element.location is not None else line
+                    add(Change("add_column", table, column_line, element.colname, _type_spec(element.typeName)))
+        elif isinstance(stmt, ast.CreateTableAsStmt) and stmt.objtype == obj.OBJECT_TABLE:
+            add(Change("create_table_unlisted", _key(stmt.into.rel.schemaname, stmt.into.rel.relname), line))
+        elif isinstance(stmt, ast.AlterTableStmt) and stmt.objtype == obj.OBJECT_TABLE:
+            table = _key(stmt.relation.schemaname, stmt.relation.relname)
+            for cmd in stmt.cmds or ():
+                if cmd.subtype == alter.AT_AddColumn and isinstance(cmd.def_, ast.ColumnDef):
+                    add(Change("add_column", table, line, cmd.def_.colname, _type_spec(cmd.def_.typeName)))
+                elif cmd.subtype == alter.AT_DropColumn:
+                    add(Change("drop_column", table, line, cmd.name))
+                elif cmd.subtype == alter.AT_AlterColumnType and isinstance(cmd.def_, ast.ColumnDef):
+                    add(Change("alter_type", table, line, cmd.name, _type_spec(cmd.def_.typeName),
+                               using=cmd.def_.raw_default is not None))
+        elif isinstance(stmt, ast.DropStmt) and stmt.removeType == obj.OBJECT_TABLE:
+            for names in stmt.objects or ():
+                parts = [getattr(p, "sval", "") for p in names]
+                add(Change("drop_table", _key(parts[-2] if len(parts) > 1 else None, parts[-1]), line))
+        elif isinstance(stmt, ast.TruncateStmt):
+            for rel in stmt.relations or ():
+                add(Change("truncate", _key(rel.schemaname, rel.relname), line))
+        elif isinstance(stmt, ast.DeleteStmt) and stmt.whereClause is None:
+            add(Change("delete_all", _key(stmt.relation.schemaname, stmt.relation.relname), line))
+        elif isinstance(stmt, ast.RenameStmt) and stmt.relation is not None:
+            table = _key(stmt.relation.schemaname, stmt.relation.relname)
+            if stmt.renameType == obj.OBJECT_TABLE:
+                add(Change("rename_table", table, line, new_name=_key(stmt.relation.schemaname, stmt.newname)))
+            elif stmt.renameType == obj.OBJECT_COLUMN and stmt.relationType == obj.OBJECT_TABLE:
+                add(Change("rename_column", table, line, stmt.subname, new_name=stmt.newname))
+    return result

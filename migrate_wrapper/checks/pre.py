@@ -121,6 +121,21 @@ def sql(migrations: list[Migration], direction: str) -> CheckResult:
     return _result("sql", "ok", f"{len(migrations)} file(s) parse")
 
 
+def lint(root, component) -> CheckResult:
+    """Dry runs lint what they would apply (migrate-wrapper lint's rules; base rules against main when it exists)."""
+    from migrate_wrapper.verbs.lint import lint as run_lint
+
+    report = run_lint(root, [component])
+    first = next((f for f in report.sorted() if f.level == "error"), None)
+    if first is not None:
+        where = f"{first.file}:{first.line}: " if first.file and first.line else (f"{first.file}: " if first.file else "")
+        return _result("lint", "fail", f"{report.errors} error(s); first: {where}{first.rule}: {first.message}",
+                       hint=f"run: migrate-wrapper lint --component {component.name}")
+    if report.warnings:
+        return _result("lint", "warn", f"{report.warnings} warning(s) (migrate-wrapper lint shows them)")
+    return _result("lint", "ok", f"{report.files} file(s) clean")
+
+
 def advisory_lock_key(url: DatabaseUrl, schema: str, table: str) -> int:
     """golang-migrate's lock id: CRC32-IEEE of schema, table and the URL's path, times its salt, mod 2^32."""
     dbpath = urlsplit(url.for_migrate()).path  # the path as golang-migrate sees it, leading "/" included

@@ -39,6 +39,7 @@ def pre_checks(
                pre.checksums(st, settings.migration_environment)]
     if run.dry_run:
         results.append(pre.sql(change.steps, change.direction))
+        results.append(pre.lint(settings.project_root(), target.component))
     if change.steps:
         results.append(pre.migration_lock(conn, target.url, st))
         results.append(pre.blocking_locks(conn, change.steps, change.direction,

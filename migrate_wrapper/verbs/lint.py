@@ -1,0 +1,207 @@
+"""lint: gather what the rules in migrate_wrapper/lint.py judge — the migration files, the same folders on the base
+commit (git), squawk's report and the data classification — and return the report. Reads only; runs no migration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from migrate_wrapper import lint as rules
+from migrate_wrapper.components import Component
+from migrate_wrapper.errors import UsageError, WrapperError
+from migrate_wrapper.migrations import GOLANG_MIGRATE_NAME
+
+SQUAWK_CONFIG = ".squawk.toml"
+CLASSIFICATION = "configs/data-classification.yml"
+DEFAULT_BASES = ("main", "origin/main")  # the merge base with the first that exists
+GIT_TIMEOUT = 30
+SQUAWK_TIMEOUT = 120
+
+
+def lint(root: Path, chosen: list[Component], *, base: str | None = None) -> rules.Report:
+    report = rules.Report([c.name for c in chosen], resolve_base(root, base))
+    if report.base.skipped:
+        report.findings.append(rules.Finding(rules.WARNING, "base-unavailable",
+                                             f"base rules skipped: {report.base.skipped}",
+                                             advice="pass --base REF (e.g. origin/main)"))
+    classes = _classification(root, report)
+    squawk_paths: dict[str, str] = {}  # path → component
+    for component in chosen:
+        folder = component.migrations_dir
+        names = _names(root / folder)
+        found, pairs = rules.check_names(component.name, folder, names)
+        files = {name: rules.SqlFile(name, _text(root / folder / name))
+                 for name in names if GOLANG_MIGRATE_NAME.match(name)}
+        report.files += len(files)
+        report.findings += found
+        report.findings += rules.check_sql(component.name, folder, pairs, files)
+        new: set[int] | None = None
+        if report.base.commit:
+            current = {name: _sha256(root / folder / name) for name in names}
+            found, new = rules.check_base(component.name, folder, current,
+                                          base_files(root, report.base.commit, folder), report.base.ref or "")
+            report.findings += found
+        if classes is not None:
+            report.findings += rules.check_classification(component.name, folder, pairs, files, new, classes,
+                                                          CLASSIFICATION)
+        # squawk gets the files PostgreSQL's parser accepts: the others already carry their one error.
+        squawk_paths.update({f"{folder}/{f.name}": component.name for f in files.values()
+                             if f.info is not None and f.info.parse_error is None})
+    if squawk_paths:
+        report.findings += rules.squawk_findings(run_squawk(root, list(squawk_paths)), squawk_paths)
+    return report
+
+
+def _names(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        raise UsageError(f"migrations folder {folder} does not exist", hint="check --component and the project root")
+    try:
+        return sorted(p.name for p in folder.iterdir() if p.is_file())
+    except OSError as exc:
+        raise UsageError(f"cannot read migrations folder {folder}: {exc.strerror}") from None
+
+
+def _text(path: Path) -> str | None:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _classification(root: Path, report: rules.Report):
+    """The classes, or None with one finding saying why the new-column rule cannot run."""
+    from migrate_wrapper import classification
+
+    path = root / CLASSIFICATION
+    if not path.is_file():
+        report.findings.append(rules.Finding(rules.WARNING, "classification-missing",
+                                             f"{CLASSIFICATION} does not exist: new columns were not checked",
+                                             advice="create it (components → tables → columns → {classification: …}) "
+                                             "so that lint can check new columns"))
+        return None
+    try:
+        return classification.load(path)
+    except UsageError as exc:
+        report.findings.append(rules.Finding(rules.ERROR, "classification-invalid",
+                                             str(exc).replace(str(path), CLASSIFICATION), CLASSIFICATION))
+        return None
+
+
+# --- git: the base commit and its files ------------------------------------------------------------------------------
+
+
+def _git(root: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes] | None:
+    """None when git itself is missing."""
+    try:
+        return subprocess.run(["git", "-C", str(root), *args], input=stdin, capture_output=True,
+                              timeout=GIT_TIMEOUT, check=False)
+    except FileNotFoundError:
+        return None
+    except subprocess.TimeoutExpired:
+        raise WrapperError(f"git {args[0]} took longer than {GIT_TIMEOUT}s in {root}") from None
+
+
+def _why(proc: subprocess.CompletedProcess[bytes] | None) -> str:
+    if proc is None:
+        return "git is not installed"
+    lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+    return lines[0].removeprefix("fatal: ").removeprefix("error: ") if lines else f"git exited {proc.returncode}"
+
+
+def resolve_base(root: Path, ref: str | None) -> rules.Base:
+    """An explicit ref must name a commit (else exit 2); the default is the merge base of HEAD and main."""
+    if ref is not None:
+        if not ref or ref.startswith("-"):
+            raise UsageError(f"--base {ref!r} is not a git revision")
+        proc = _git(root, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}")
+        if proc is None or proc.returncode != 0:
+            reason = _why(proc) if proc is None or proc.stderr.strip() else "no such commit"
+            raise UsageError(f"--base {ref}: {reason} (in {root})")
+        return rules.Base(ref, proc.stdout.decode().strip())
+    reasons = []
+    for candidate in DEFAULT_BASES:
+        proc = _git(root, "merge-base", "HEAD", candidate)
+        if proc is not None and proc.returncode == 0:
+            return rules.Base(f"merge-base(HEAD, {candidate})", proc.stdout.decode().strip())
+        reasons.append(_why(proc) if proc is None or proc.stderr.strip() else f"no merge base with {candidate}")
+        if proc is None:
+            break
+    return rules.Base(None, None, skipped=f"no merge base of HEAD with {' or '.join(DEFAULT_BASES)}: {reasons[0]}")
+
+
+def base_files(root: Path, commit: str, folder: str) -> dict[str, str]:
+    """File name → sha256 of the migration folder's files on the base commit (empty when it had no such folder)."""
+    listing = _git(root, "ls-tree", "-z", commit, "--", f"{folder}/")
+    if listing is None or listing.returncode != 0:
+        raise UsageError(f"cannot list {folder} on {commit[:12]}: {_why(listing)}")
+    blobs: dict[str, str] = {}  # blob id → file name
+    for entry in listing.stdout.split(b"\0"):
+        if not entry:
+            continue
+        meta, _, path = entry.partition(b"\t")
+        _mode, kind, blob = meta.decode().split()
+        if kind == "blob":
+            blobs[blob] = os.path.basename(path.decode("utf-8", "surrogateescape"))
+    if not blobs:
+        return {}
+    # One `cat-file --batch` for all of them: "<id> blob <size>\n<bytes>\n" each.
+    proc = _git(root, "cat-file", "--batch", stdin="".join(f"{b}\n" for b in blobs).encode())
+    if proc is None or proc.returncode != 0:
+        raise UsageError(f"cannot read {folder} on {commit[:12]}: {_why(proc)}")
+    out, pos, result = proc.stdout, 0, {}
+    for blob, name in blobs.items():
+        end = out.index(b"\n", pos)
+        _id, _kind, size = out[pos:end].decode().split()
+        start = end + 1
+        result[name] = hashlib.sha256(out[start:start + int(size)]).hexdigest()
+        pos = start + int(size) + 1
+    return result
+
+
+# --- squawk ----------------------------------------------------------------------------------------------------------
+
+
+def squawk_binary() -> str:
+    """The binary the squawk-cli wheel installs next to this interpreter, else squawk on PATH."""
+    beside = Path(sys.executable).parent / "squawk"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("squawk")
+    if found:
+        return found
+    raise UsageError("squawk not found (lint runs it for the lock-safety rules)",
+                     hint="run `make setup`, or `pip install squawk-cli` into this environment")
+
+
+def run_squawk(root: Path, paths: list[str]) -> object:
+    """squawk's json report over `paths` (relative to root), with the project's .squawk.toml."""
+    config = root / SQUAWK_CONFIG
+    if not config.is_file():
+        raise UsageError(f"{config} does not exist", hint="lint runs squawk with the project's rules from it")
+    argv = [squawk_binary(), "--reporter", "json", "--config", str(config), *paths]
+    try:
+        proc = subprocess.run(argv, cwd=root, capture_output=True, timeout=SQUAWK_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        raise WrapperError(f"squawk took longer than {SQUAWK_TIMEOUT}s") from None
+    except OSError as exc:
+        raise UsageError(f"cannot run squawk ({argv[0]}): {exc.strerror}") from None
+    # Exit 1 means findings as well as failure: only a json list on stdout tells them apart.
+    try:
+        report = json.loads(proc.stdout.decode("utf-8", "replace"))
+    except ValueError:
+        report = None
+    if proc.returncode not in (0, 1) or not isinstance(report, list):
+        lines = (proc.stderr or proc.stdout).decode("utf-8", "replace").strip().splitlines()
+        raise UsageError(f"squawk failed (exit {proc.returncode}): {lines[0] if lines else 'no output'}",
+                         hint=f"check {SQUAWK_CONFIG}")
+    return report
