@@ -109,7 +109,7 @@ def load(env_file: Path | None) -> Settings:
         os.environ.pop(key, None)
     file_values = read_env_file(env_file) if env_file is not None else {}
     for key, value in file_values.items():
-        if key.upper().startswith("OTEL_"):
+        if key.upper().startswith("OTEL_") or key.upper() == "MIGRATE_WRAPPER_TELEMETRY_FLUSH_SECONDS":
             os.environ.setdefault(key.upper(), value)
     try:
         # pydantic-settings' own precedence: the environment over the file.

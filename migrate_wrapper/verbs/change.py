@@ -35,13 +35,17 @@ def pre_checks(
     settings: Settings, target: Target, run: RunInfo, listener: Listener, conn: psycopg.Connection, st: Status,
     reachable: CheckResult, change: Change,
 ) -> list[CheckResult]:
-    results = [reachable, pre.files(st, change.direction), pre.dirty(st, target.component.url_setting),
-               pre.checksums(st, settings.migration_environment)]
+    # The migration lock comes first: while another run holds it, its step shows as dirty, and "another migration is
+    # running" is the true reason.
+    results = [reachable]
+    if change.steps:
+        results.append(pre.migration_lock(conn, target.url, st))
+    results += [pre.files(st, change.direction), pre.dirty(st, target.component.url_setting),
+                pre.checksums(st, settings.migration_environment)]
     if run.dry_run:
         results.append(pre.sql(change.steps, change.direction))
         results.append(pre.lint(settings.project_root(), target.component))
     if change.steps:
-        results.append(pre.migration_lock(conn, target.url, st))
         results.append(pre.blocking_locks(conn, change.steps, change.direction,
                                           long_transaction_seconds=settings.migration_long_transaction_seconds))
     return pre.run_all(run, listener, results)

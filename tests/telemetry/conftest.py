@@ -1,0 +1,66 @@
+"""Fixtures for the telemetry tests: real OTLP receivers and helpers to read what the CLI logged and exported."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import CANARY_FORMS, ROOT
+from tests.telemetry.receivers import GrpcReceiver, HttpReceiver
+
+OTLP_SECRET = "Canary-Otlp-Secret"  # the OTLP header value: must arrive as a header and appear nowhere else
+OTLP_HEADERS = f"x-api-key={OTLP_SECRET}"
+
+
+@pytest.fixture
+def receiver():
+    server = HttpReceiver()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def grpc_receiver():
+    server = GrpcReceiver()
+    yield server
+    server.close()
+
+
+def otel_env(endpoint: str, **extra: str) -> dict[str, str]:
+    return {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_EXPORTER_OTLP_HEADERS": OTLP_HEADERS, **extra}
+
+
+def json_records(stderr: str) -> list[dict]:
+    """The JSON log records among stderr's lines (the CLI's final `error:` line is plain text)."""
+    records = []
+    for line in stderr.splitlines():
+        if line.startswith("{"):
+            records.append(json.loads(line))
+    return records
+
+
+def assert_no_secrets(*texts: str) -> None:
+    for text in texts:
+        assert OTLP_SECRET not in text
+        for form in CANARY_FORMS:
+            assert form not in text
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The same clean environment run_cli gives the CLI."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_URL", "ANALYTICS_URL", "MIGRATION_", "OTEL_"))}
+    env.update({"MIGRATE_WRAPPER_ROOT": str(ROOT), "MIGRATE_BIN": str(ROOT / ".tools" / "bin" / "migrate")})
+    env.update(extra or {})
+    return env
+
+
+def run_python(code: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """A snippet in a fresh interpreter (telemetry state is per process), with the CLI's clean environment."""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, env=child_env(env), cwd=ROOT)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc

@@ -1,0 +1,53 @@
+"""Without an endpoint (or with OTEL_SDK_DISABLED=true) a run never imports OpenTelemetry: start-up cost matters."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from tests.telemetry.conftest import run_python
+
+# Runs the real CLI in this interpreter, then reports which opentelemetry modules it loaded.
+SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    sys.argv = ["migrate-wrapper", *{args!r}]
+    from migrate_wrapper.cli import main
+    code = None
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code
+    loaded = sorted(m for m in sys.modules if m == "opentelemetry" or m.startswith(("opentelemetry.", "grpc")))
+    with open({out!r}, "w") as f:
+        json.dump({{"code": code, "loaded": loaded, "telemetry": "migrate_wrapper.telemetry" in sys.modules}}, f)
+    """
+)
+
+
+def loaded_modules(tmp_path, args, env):
+    out = tmp_path / "modules.json"
+    proc = run_python(SCRIPT.format(args=list(args), out=str(out)), env=env)
+    assert out.exists(), proc.stderr
+    return json.loads(out.read_text())
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "env", [{}, {"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}],
+    ids=["no-endpoint", "sdk-disabled"],
+)
+def test_status_run_without_telemetry_imports_no_opentelemetry(dbs, tmp_path, env):
+    report = loaded_modules(tmp_path, ["status", "-c", "all", "--env", str(dbs.env_file)], env)
+    assert report["code"] in (0, None)
+    assert report["telemetry"]  # the tracer was asked and said no
+    assert report["loaded"] == []
+
+
+def test_with_an_endpoint_it_is_imported(tmp_path, receiver):
+    """The control: the same probe does see OpenTelemetry when telemetry is on."""
+    report = loaded_modules(tmp_path, ["telemetry-check"], {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url})
+    assert report["code"] in (0, None)
+    assert "opentelemetry.sdk.trace" in report["loaded"]
