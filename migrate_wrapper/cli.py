@@ -92,6 +92,8 @@ def _fail(error: BaseException) -> typer.Exit:
     from migrate_wrapper.dburl import mask_text
 
     if isinstance(error, WrapperError):
+        if getattr(error, "diff", ""):  # the evidence behind a refusal, for the operator to read
+            typer.echo(mask_text(error.diff))
         typer.echo(f"error: {mask_text(str(error))}", err=True)
         return typer.Exit(int(error.exit_code))
     if isinstance(error, KeyboardInterrupt):
@@ -198,6 +200,40 @@ def rollback(
         _, listener = _listeners(log_format, log_file, settings)
         options = Options(confirm=_confirm(yes), fail_on_row_loss=fail_on_row_loss)
         rollback_verb(settings, targets[0], version, listener=listener, options=options)
+    except (WrapperError, Exception, KeyboardInterrupt) as exc:
+        raise _fail(exc) from None
+    finally:
+        _flush_telemetry()
+
+
+@app.command()
+def repair(
+    component: ComponentOpt = None,
+    env: EnvOpt = None,
+    yes: YesOpt = False,
+    scratch_url: Annotated[
+        Optional[str],
+        typer.Option("--scratch-url", help="Server for throwaway databases (default: MIGRATION_SCRATCH_URL, else "
+                     "the embedded local PostgreSQL)."),
+    ] = None,
+    log_format: LogFormatOpt = None,
+    log_file: LogFileOpt = None,
+) -> None:
+    """Settle a dirty database: compare its schema with what the migrations produce, then mark the right version
+    clean (golang-migrate force) — or refuse, showing the difference."""
+    try:
+        from migrate_wrapper import scratch, target
+        from migrate_wrapper.verbs.change import Options
+        from migrate_wrapper.verbs.repair import repair as repair_verb
+
+        settings = _settings(env)
+        targets = target.resolve(settings, component)
+        if len(targets) != 1:
+            raise UsageError("repair takes one component", hint="pass --component operational or analytics")
+        server = scratch.resolve(scratch_url, scratch.configured_url(env), project_root=settings.project_root(),
+                                 environment=settings.migration_environment, targets=[targets[0].url])
+        _, listener = _listeners(log_format, log_file, settings)
+        repair_verb(settings, targets[0], listener=listener, options=Options(confirm=_confirm(yes)), server=server)
     except (WrapperError, Exception, KeyboardInterrupt) as exc:
         raise _fail(exc) from None
     finally:

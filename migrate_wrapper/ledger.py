@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import psycopg
 
 SCHEMA = "migration_meta"
+REPAIR = "repair"  # the direction recorded for a repair run (apply: up, rollback: down)
 TABLE = "migration_audit"
 
 _DDL = f"""
@@ -99,7 +100,7 @@ def history(conn: psycopg.Connection, component: str) -> History | None:
     if not exists:
         return None
     rows = conn.execute(
-        f"""select from_version, steps, outcome,
+        f"""select from_version, steps, outcome, direction, to_version,
                    format('run %%s (%%s by %%s on %%s, started %%s)', run_id, direction, coalesce(author, '?'),
                           coalesce(host, '?'), to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ'))
             from {SCHEMA}.{TABLE} where component = %s order by started_at, run_id""",
@@ -109,11 +110,15 @@ def history(conn: psycopg.Connection, component: str) -> History | None:
         return None
     first_from = rows[0][0]
     result = History(covered_from=_version(first_from))
-    for _, steps, outcome, described in rows:
+    for _, steps, outcome, direction, to_version, described in rows:
         if outcome == "running":
             result.unfinished.append(described)
             # A run that never finished (killed) recorded no steps: nothing above its start is known for sure.
             result.covered_from = max(result.covered_from, UNKNOWN)
+        if direction == REPAIR and outcome == "ok":
+            # A repair settled the version: what lies at or below it counts as applied from here on.
+            result.covered_from = _version(to_version)
+            result.unfinished.clear()
         for step in steps or []:
             version = int(step["version"])
             if step["direction"] == "up":

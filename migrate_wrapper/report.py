@@ -72,7 +72,7 @@ class ConsoleListener(Listener):
     def run_started(self, run: RunInfo, plan: list[str]) -> None:
         if run.command == "status":
             return  # the status table is printed whole by the CLI
-        verb = {"up": "apply", "down": "roll back"}[run.direction]
+        verb = {"up": "apply", "down": "roll back"}.get(run.direction, run.command)
         dry = " (dry run: nothing will be changed)" if run.dry_run else ""
         self._print(f"{run.component} @ {run.database}: {verb} {len(plan)} migration(s){dry}")
         self._print(f"  from {run.from_version or 'none'} to {run.target or 'none'}")
