@@ -238,11 +238,9 @@ def _quoted(name: str) -> str:
 
 def run_all(run: RunInfo, listener: Listener, checks: list[CheckResult]) -> list[CheckResult]:
     """Report each result, then stop at the first failure."""
-    listener.checks_started(run, "pre")
-    for result in checks:
-        listener.check(run, result)
-    listener.checks_finished(run, "pre", checks)
-    failed = next((r for r in checks if r.status == "fail"), None)
+    from migrate_wrapper.checks import report
+
+    failed = report(run, listener, "pre", checks)
     if failed:
         hint = (failed.data or {}).get("hint")
         raise PreCheckFailed(failed.name, failed.reason, hint=str(hint) if hint else None)

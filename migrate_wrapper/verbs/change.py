@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from migrate_wrapper import approval, execute, ledger
-from migrate_wrapper.checks import pre
+from migrate_wrapper.checks import pre, report
 from migrate_wrapper.errors import MigrationFailed, UsageError, WrapperError
 from migrate_wrapper.events import CheckResult, Listener, RunInfo
 from migrate_wrapper.execute import Change
@@ -137,10 +137,6 @@ def _post_checks(settings, target, run, listener, reader, change, before, exclud
         post.row_counts(before, after, fail_on_row_loss=options.fail_on_row_loss, estimate_tolerance=0.05),
         post.schema_summary(before, after),
     ]
-    listener.checks_started(run, "post")
-    for check in results:
-        listener.check(run, check)
-    listener.checks_finished(run, "post", results)
-    failed = next((r for r in results if r.status == "fail"), None)
+    failed = report(run, listener, "post", results)
     if failed:
         raise MigrationFailed(f"post-check failed: {failed.name}: {failed.reason}", state=after_state.version_label)
