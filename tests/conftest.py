@@ -136,6 +136,14 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
     return result
 
 
+def migration_files(*specs: tuple[str, str, str]) -> dict[str, str]:
+    """(id, up SQL, down SQL) triples as the {file name: body} a `project` folder takes."""
+    out = {}
+    for migration_id, up, down in specs:
+        out[f"{migration_id}.up.sql"], out[f"{migration_id}.down.sql"] = up, down
+    return out
+
+
 @pytest.fixture
 def project(tmp_path: Path):
     """A project root with its own migrations folders, for tests that need migrations of their own."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import CANARY_FORMS, ROOT, run_cli
+from tests.conftest import migration_files as files, CANARY_FORMS, ROOT, run_cli
 
 pytestmark = [pytest.mark.integration]
 
@@ -21,11 +21,6 @@ SLOW = ("202601010100_slow", "create table slow(id int);\nselect pg_sleep(3);\n"
 AFTER = ("202601010200_after", "create table after_slow(id int);\n", "drop table after_slow;\n")
 
 
-def files(*specs):
-    out = {}
-    for migration_id, up, down in specs:
-        out[f"{migration_id}.up.sql"], out[f"{migration_id}.down.sql"] = up, down
-    return out
 
 
 def spawn(dbs, root, *args, env=None):

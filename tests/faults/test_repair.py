@@ -3,7 +3,7 @@ refused with the difference shown."""
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import migration_files as files, run_cli
 
 pytestmark = [pytest.mark.integration]
 
@@ -15,11 +15,6 @@ B_PARTIAL = ("202601010100_b", "create table b1(id int);\ncommit;\ncreate table 
 B_DATA = ("202601010100_b", "insert into a values (1);\nselect * from nonexist;\n", "delete from a;\n")
 
 
-def files(*specs):
-    out = {}
-    for migration_id, up, down in specs:
-        out[f"{migration_id}.up.sql"], out[f"{migration_id}.down.sql"] = up, down
-    return out
 
 
 def cli(dbs, root, *args, env=None):

@@ -9,18 +9,11 @@ import time
 import psycopg
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import migration_files as files, ROOT, run_cli
 
 pytestmark = pytest.mark.integration
 
 
-def files(*specs):
-    """specs: (id, up, down) → {name: body}."""
-    out = {}
-    for migration_id, up, down in specs:
-        out[f"{migration_id}.up.sql"] = up
-        out[f"{migration_id}.down.sql"] = down
-    return out
 
 
 BASE = [
