@@ -263,4 +263,5 @@ def _flush_telemetry() -> None:
         sys.modules["migrate_wrapper.telemetry"].shutdown()
 
 
+from migrate_wrapper import cli_tools  # noqa: E402,F401 - registers the operator tool commands
 from migrate_wrapper import cli_lint  # noqa: E402,F401 - registers the lint command

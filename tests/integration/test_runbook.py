@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CANARY_FORMS, ROOT, run_cli
+from tests.conftest import CANARY_FORMS, CANARY_PASSWORD, ROOT, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +52,9 @@ def test_runbook_commands_run_verbatim(migrate_bin, dbs, tmp_path, runbook):
     for entry in ROOT.iterdir():
         if entry.name not in ("migrate.env", ".local", ".git"):
             (work / entry.name).symlink_to(entry)
-    (work / "migrate.env").write_text(dbs.env_file.read_text())
+    # The scratch server the schema tools use comes from migrate.env too, as the runbook's prerequisites say.
+    scratch_url = dbs.server.url("postgres", user="canary", password=CANARY_PASSWORD)
+    (work / "migrate.env").write_text(dbs.env_file.read_text() + f"MIGRATION_SCRATCH_URL={scratch_url}\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_URL", "ANALYTICS_URL", "MIGRATION_"))}
     env["MIGRATE_BIN"] = str(migrate_bin)
 
@@ -74,3 +76,9 @@ def test_runbook_commands_run_verbatim(migrate_bin, dbs, tmp_path, runbook):
         (state,) = doc["components"]
         assert len(state["pending"]) == 1 and not state["dirty"], state
     assert any(c.startswith("make db-migrate-status") for c in ran)
+    if runbook.parent.name == "runbooks":
+        for tool in ("validate-schema.sh", "smoke-test.sh", "measure-window.sh"):
+            assert any(tool in c for c in ran), f"the runbook no longer runs {tool}"
+        assert any("smoke-test.sh" in c for c in ran[[i for i, c in enumerate(ran) if "rollback.sh" in c][-1]:]), \
+            "no smoke test after the rollback"
+        assert (work / "window-operational.json").is_file()

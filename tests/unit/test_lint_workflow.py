@@ -31,7 +31,8 @@ def position(commands: list[str], pattern: str, after: int = -1) -> int:
 def test_runs_on_pull_requests_touching_migrations_configs_or_the_package(workflow):
     triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
     assert set(triggers) == {"pull_request"}
-    assert triggers["pull_request"]["paths"] == ["db/migrations/**", "configs/**", "migrate_wrapper/**"]
+    assert triggers["pull_request"]["paths"] == [
+        "db/migrations/**", "configs/**", "migrate_wrapper/**", ".github/workflows/db-guardrails.yml"]
 
 
 def test_every_job_sets_up_with_the_project_pins(workflow):

@@ -1,0 +1,184 @@
+"""The operator tools on the Typer app: docs, validate-schema, smoke-test, measure-window.
+
+They follow cli.py's pattern (parse, build settings, call one verb, one error line and its exit code) and are
+registered by importing this module at the end of cli.py.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from migrate_wrapper.cli import (
+    ComponentOpt,
+    EnvOpt,
+    LogFileOpt,
+    LogFormatOpt,
+    _fail,
+    _flush_telemetry,
+    _listeners,
+    _settings,
+    app,
+)
+from migrate_wrapper.errors import UsageError, WrapperError
+
+ScratchUrlOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--scratch-url",
+        help="Server where throwaway databases may be created and dropped (default: MIGRATION_SCRATCH_URL, else "
+        "the embedded local PostgreSQL). Prefer the setting: a password on the command line is visible to ps.",
+    ),
+]
+ReportOpt = Annotated[
+    Optional[Path],
+    typer.Option("--report", help="Where to write the JSON report (default: .local/measure-window/<component>.json "
+                 "under the project root); the readable summary goes beside it as .md and to stdout."),
+]
+
+
+def _scratch(settings, scratch_url: str | None, env: Path | None, targets=()):
+    from migrate_wrapper import scratch
+
+    return scratch.resolve(
+        scratch_url, scratch.configured_url(env), project_root=settings.project_root(),
+        environment=settings.migration_environment, targets=[t.url for t in targets],
+    )
+
+
+def _components(component: str | None):
+    """docs and validate-schema describe the repository, so they default to every component."""
+    from migrate_wrapper import components
+
+    return components.resolve(component or components.ALL)
+
+
+@app.command("docs")
+def docs(
+    component: ComponentOpt = None,
+    env: EnvOpt = None,
+    scratch_url: ScratchUrlOpt = None,
+    log_format: LogFormatOpt = None,
+    log_file: LogFileOpt = None,
+) -> None:
+    """Write db/schema/<component>.md (each schema built from its migrations in a scratch database) and
+    db/migrations/migrations.md (the migration plan)."""
+    try:
+        from migrate_wrapper.verbs import common
+        from migrate_wrapper.verbs import docs as docs_verb
+
+        settings = _settings(env)
+        chosen = _components(component)
+        _listeners(log_format, log_file, settings)
+        binary = common.binary(settings)
+        server = _scratch(settings, scratch_url, env)
+        for path in docs_verb.docs(settings.project_root(), chosen, binary=binary, server=server):
+            typer.echo(f"wrote {path}")
+    except (WrapperError, Exception, KeyboardInterrupt) as exc:
+        raise _fail(exc) from None
+    finally:
+        _flush_telemetry()
+
+
+@app.command("validate-schema")
+def validate_schema(
+    component: ComponentOpt = None,
+    env: EnvOpt = None,
+    scratch_url: ScratchUrlOpt = None,
+    log_format: LogFormatOpt = None,
+    log_file: LogFileOpt = None,
+) -> None:
+    """Regenerate the schema docs and the migration plan into a temporary folder and compare them with the committed
+    files (exit 1 with a unified diff); check the data classification covers the schema (exit 1 naming each gap)."""
+    try:
+        from migrate_wrapper.verbs import common
+        from migrate_wrapper.verbs import docs as docs_verb
+
+        settings = _settings(env)
+        chosen = _components(component)
+        _listeners(log_format, log_file, settings)
+        binary = common.binary(settings)
+        server = _scratch(settings, scratch_url, env)
+        result = docs_verb.validate(settings.project_root(), chosen, binary=binary, server=server)
+        if result.diff:
+            typer.echo(result.diff, nl=False)
+        for problem in result.problems:
+            typer.echo(f"classification: {problem}")
+        if not result.ok:
+            raise result.error()
+        typer.echo(f"in sync: {', '.join(str(p) for p in result.checked)}; {result.columns} columns classified")
+    except (WrapperError, Exception, KeyboardInterrupt) as exc:
+        raise _fail(exc) from None
+    finally:
+        _flush_telemetry()
+
+
+@app.command("smoke-test")
+def smoke_test(
+    component: ComponentOpt = None,
+    env: EnvOpt = None,
+    scratch_url: ScratchUrlOpt = None,
+    log_format: LogFormatOpt = None,
+    log_file: LogFileOpt = None,
+) -> None:
+    """Confirm recoverability after an apply or a rollback (read-only): connectivity, not dirty, the version the
+    audit ledger expects, the live schema equal to the migrations', and db/smoke/<component>.sql in READ ONLY."""
+    try:
+        from migrate_wrapper import target
+        from migrate_wrapper.verbs import common
+        from migrate_wrapper.verbs.smoke import smoke
+
+        settings = _settings(env)
+        targets = target.resolve(settings, component)
+        fmt, listener = _listeners(log_format, log_file, settings)
+        binary = common.binary(settings)
+        server = _scratch(settings, scratch_url, env, targets)
+        for t in targets:
+            checks = smoke(settings, t, binary=binary, server=server, listener=listener)
+            if fmt != "text" and not sys.stdout.isatty():  # else the console listener has shown every check
+                summary = "; ".join(f"{c.name} {c.status}" for c in checks)
+                typer.echo(f"{t.component.name}: smoke test passed ({summary})")
+    except (WrapperError, Exception, KeyboardInterrupt) as exc:
+        raise _fail(exc) from None  # prints a SmokeFailed's schema diff on stdout first
+    finally:
+        _flush_telemetry()
+
+
+@app.command("measure-window")
+def measure_window(
+    component: ComponentOpt = None,
+    env: EnvOpt = None,
+    scratch_url: ScratchUrlOpt = None,
+    report: ReportOpt = None,
+    log_format: LogFormatOpt = None,
+    log_file: LogFileOpt = None,
+) -> None:
+    """Rehearse the pending migrations on a scratch clone of the target (apply, roll back, apply again), time every
+    step, write a JSON report and a summary; exit 5 when a direction exceeds MIGRATION_WINDOW_SECONDS."""
+    try:
+        from migrate_wrapper import target
+        from migrate_wrapper.verbs import common
+        from migrate_wrapper.verbs import measure
+
+        settings = _settings(env)
+        targets = target.resolve(settings, component)
+        if len(targets) != 1:
+            raise UsageError("measure-window takes one component", hint="pass --component operational or analytics")
+        _, listener = _listeners(log_format, log_file, settings)
+        binary = common.binary(settings)
+        server = _scratch(settings, scratch_url, env, targets)
+        path = report or measure.default_report(settings, targets[0])
+
+        def show(rehearsal, written: Path) -> None:
+            typer.echo(rehearsal.summary(), nl=False)
+            typer.echo(f"report: {written} (summary: {measure.summary_path(written)})")
+
+        measure.measure_window(settings, targets[0], binary=binary, server=server, listener=listener, report=path,
+                               show=show)
+    except (WrapperError, Exception, KeyboardInterrupt) as exc:
+        raise _fail(exc) from None
+    finally:
+        _flush_telemetry()
