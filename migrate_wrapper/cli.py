@@ -53,6 +53,14 @@ LogFormatOpt = Annotated[
 ]
 LogFileOpt = Annotated[Optional[Path], typer.Option("--log-file", help="Also append JSON log records to this file.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+ScratchUrlOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--scratch-url",
+        help="Server where throwaway databases may be created and dropped (default: MIGRATION_SCRATCH_URL, else "
+        "the embedded local PostgreSQL). Prefer the setting: a password on the command line is visible to ps.",
+    ),
+]
 FailOnRowLossOpt = Annotated[
     bool, typer.Option("--fail-on-row-loss", help="Exit 1 when a table lost rows or disappeared.")
 ]
@@ -103,6 +111,15 @@ def _fail(error: BaseException) -> typer.Exit:
     return typer.Exit(int(ExitCode.FAILED))
 
 
+def _scratch(settings, scratch_url: str | None, env: Path | None, targets=()):
+    from migrate_wrapper import scratch
+
+    return scratch.resolve(
+        scratch_url, scratch.configured_url(env), project_root=settings.project_root(),
+        environment=settings.migration_environment, targets=[t.url for t in targets],
+    )
+
+
 def _settings(env: Path | None):
     from migrate_wrapper import settings
 
@@ -151,6 +168,11 @@ def apply(
         Optional[Path], typer.Option("--evidence", help="With --dry-run: write approval evidence (markdown) here.")
     ] = None,
     fail_on_row_loss: FailOnRowLossOpt = False,
+    rehearse: Annotated[
+        bool, typer.Option("--rehearse", help="With --dry-run: also run the pending migrations on a scratch clone "
+                           "of the target (apply, roll back, apply), timed against the window.")
+    ] = False,
+    scratch_url: ScratchUrlOpt = None,
     fmt: FormatOpt = OutputFormat.text,
     log_format: LogFormatOpt = None,
     log_file: LogFileOpt = None,
@@ -163,12 +185,14 @@ def apply(
         from migrate_wrapper.verbs.apply import apply as apply_verb
         from migrate_wrapper.verbs.change import Options
 
-        if evidence is not None and not dry_run:
-            raise UsageError("--evidence goes with --dry-run")
+        if (evidence is not None or rehearse or scratch_url) and not dry_run:
+            raise UsageError("--evidence, --rehearse and --scratch-url go with --dry-run")
         settings = _settings(env)
         targets = target.resolve(settings, component)
+        server = _scratch(settings, scratch_url, env, targets) if rehearse else None
         _, listener = _listeners(log_format, log_file, settings)
-        options = Options(confirm=_confirm(yes), dry_run=dry_run, evidence=evidence, fail_on_row_loss=fail_on_row_loss)
+        options = Options(confirm=_confirm(yes), dry_run=dry_run, evidence=evidence, fail_on_row_loss=fail_on_row_loss,
+                          scratch=server)
         for t in targets:
             apply_verb(settings, t, listener=listener, options=options)
     except (WrapperError, Exception, KeyboardInterrupt) as exc:
@@ -211,18 +235,14 @@ def repair(
     component: ComponentOpt = None,
     env: EnvOpt = None,
     yes: YesOpt = False,
-    scratch_url: Annotated[
-        Optional[str],
-        typer.Option("--scratch-url", help="Server for throwaway databases (default: MIGRATION_SCRATCH_URL, else "
-                     "the embedded local PostgreSQL)."),
-    ] = None,
+    scratch_url: ScratchUrlOpt = None,
     log_format: LogFormatOpt = None,
     log_file: LogFileOpt = None,
 ) -> None:
     """Settle a dirty database: compare its schema with what the migrations produce, then mark the right version
     clean (golang-migrate force) — or refuse, showing the difference."""
     try:
-        from migrate_wrapper import scratch, target
+        from migrate_wrapper import target
         from migrate_wrapper.verbs.change import Options
         from migrate_wrapper.verbs.repair import repair as repair_verb
 
@@ -230,8 +250,7 @@ def repair(
         targets = target.resolve(settings, component)
         if len(targets) != 1:
             raise UsageError("repair takes one component", hint="pass --component operational or analytics")
-        server = scratch.resolve(scratch_url, scratch.configured_url(env), project_root=settings.project_root(),
-                                 environment=settings.migration_environment, targets=[targets[0].url])
+        server = _scratch(settings, scratch_url, env, targets)
         _, listener = _listeners(log_format, log_file, settings)
         repair_verb(settings, targets[0], listener=listener, options=Options(confirm=_confirm(yes)), server=server)
     except (WrapperError, Exception, KeyboardInterrupt) as exc:

@@ -17,7 +17,9 @@ from migrate_wrapper.cli import (
     EnvOpt,
     LogFileOpt,
     LogFormatOpt,
+    ScratchUrlOpt,
     _fail,
+    _scratch,
     _flush_telemetry,
     _listeners,
     _settings,
@@ -25,28 +27,11 @@ from migrate_wrapper.cli import (
 )
 from migrate_wrapper.errors import UsageError, WrapperError
 
-ScratchUrlOpt = Annotated[
-    Optional[str],
-    typer.Option(
-        "--scratch-url",
-        help="Server where throwaway databases may be created and dropped (default: MIGRATION_SCRATCH_URL, else "
-        "the embedded local PostgreSQL). Prefer the setting: a password on the command line is visible to ps.",
-    ),
-]
 ReportOpt = Annotated[
     Optional[Path],
     typer.Option("--report", help="Where to write the JSON report (default: .local/measure-window/<component>.json "
                  "under the project root); the readable summary goes beside it as .md and to stdout."),
 ]
-
-
-def _scratch(settings, scratch_url: str | None, env: Path | None, targets=()):
-    from migrate_wrapper import scratch
-
-    return scratch.resolve(
-        scratch_url, scratch.configured_url(env), project_root=settings.project_root(),
-        environment=settings.migration_environment, targets=[t.url for t in targets],
-    )
 
 
 def _components(component: str | None):

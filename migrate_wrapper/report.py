@@ -115,7 +115,7 @@ class ConsoleListener(Listener):
 
     def note(self, run: RunInfo, event: str, message: str, **data: object) -> None:
         if event in ("dry_run_file", "migration_noop", "guardrail_exceeded", "approval_granted", "migration_state",
-                     "lock_retry"):
+                     "lock_retry", "rehearsal"):
             self._print(message)
 
     def run_finished(self, run: RunInfo, outcome: str, error: BaseException | None) -> None:

@@ -15,6 +15,7 @@ from migrate_wrapper.events import CheckResult, Listener, RunInfo
 from migrate_wrapper.execute import Change
 from migrate_wrapper.plan import Status
 from migrate_wrapper.runner import Binary
+from migrate_wrapper.scratch import ScratchServer
 from migrate_wrapper.settings import Settings
 from migrate_wrapper.target import Target
 from migrate_wrapper.verbs import common
@@ -29,6 +30,7 @@ class Options:
     dry_run: bool = False
     evidence: Path | None = None
     fail_on_row_loss: bool = False
+    scratch: ScratchServer | None = None  # dry runs: rehearse the pending migrations on a clone there
 
 
 def pre_checks(
@@ -79,6 +81,14 @@ def run_change(
             body = path.read_text(encoding="utf-8", errors="replace") if path else ""
             listener.note(run, "dry_run_file", f"--- {migration.id} ({change.direction}) ---\n{body.rstrip()}",
                           version=migration.id, sha256=migration.sha256(change.direction))
+        if options.scratch is not None:
+            from migrate_wrapper.verbs import measure
+
+            rehearsal = measure.rehearse(settings, binary, target, st, server=options.scratch, listener=listener, run=run)
+            listener.note(run, "rehearsal", rehearsal.summary().rstrip(), outcome=rehearsal.outcome)
+            failure = rehearsal.error()  # WindowExceeded (5) or MigrationFailed (1); no evidence for a failed rehearsal
+            if failure is not None:
+                raise failure
         if options.evidence is not None:
             from migrate_wrapper import evidence
 

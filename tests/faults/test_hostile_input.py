@@ -154,7 +154,7 @@ CASES = [
     Case("binary: not golang-migrate", lambda c: fake_binary(c, "echo hello\n"), 2, "is not golang-migrate"),
     Case("binary: no postgres driver", lambda c: fake_binary(c, 'if [ "$1" = -version ]; then echo 4.19.1 >&2; else printf "Source drivers: file\\nDatabase drivers: stub\\n" >&2; fi\n'), 2, "without the postgres driver"),
     Case("binary: a directory", lambda c: (c.env.update(MIGRATE_BIN=str(c.tmp)), apply(str(c.dbs.env_file)))[1], 2, "is not an executable file"),
-    Case("option: --evidence without --dry-run", lambda c: apply(str(c.dbs.env_file)) + ["--evidence", str(c.tmp / "e.md")], 2, "--evidence goes with --dry-run"),
+    Case("option: --evidence without --dry-run", lambda c: apply(str(c.dbs.env_file)) + ["--evidence", str(c.tmp / "e.md")], 2, "--evidence, --rehearse and --scratch-url go with --dry-run"),
 ]
 
 

@@ -308,4 +308,19 @@ def test_dry_run_writes_approval_evidence(migrate_bin, dbs, project, tmp_path):
     assert "| blocking_locks | ok |" in text and "| connectivity | ok |" in text
     assert dbs.server.psql(dbs.operational, "select to_regclass('schema_migrations') is null") == "t"
     refused = apply(dbs, root, "--evidence", str(evidence))
-    assert refused.returncode == 2 and "--evidence goes with --dry-run" in error_line(refused)
+    assert refused.returncode == 2 and "--evidence, --rehearse and --scratch-url go with --dry-run" in error_line(refused)
+
+
+def test_dry_run_rehearsal_catches_what_only_a_real_server_sees(migrate_bin, dbs, project):
+    bad_type = ("202601010200_retype", "alter table t alter column v type kilograms;\n", "select 1;\n")
+    root = project({"operational": files(*BASE)})
+    assert apply(dbs, root).returncode == 0
+    before = dbs.server.dump_schema(dbs.operational)
+    scratch = ["--dry-run", "--rehearse", "--scratch-url", dbs.server.url("postgres")]
+    ok = apply(dbs, project({"operational": files(*BASE, ALTER_T)}), *scratch, "--log-format", "text")
+    assert ok.returncode == 0, ok.output
+    assert "202601010100_alter_t" in ok.stdout and "rehears" in ok.stdout.lower()
+    bad = apply(dbs, project({"operational": files(*BASE, ALTER_T, bad_type)}), *scratch)
+    assert bad.returncode == 1, bad.output
+    assert "kilograms" in error_line(bad)
+    assert dbs.server.dump_schema(dbs.operational) == before  # the target is only read
