@@ -75,8 +75,9 @@ def dirty(st: Status, url_setting: str) -> CheckResult:
         "dirty",
         "fail",
         f"database is dirty at version {version if version is not None else 'none'}: {why}",
-        hint=f"check whether its changes were rolled back; if so mark the previous version clean with "
-        f"`migrate -path {st.folder} -database \"${url_setting}\" force {previous}`, then retry",
+        hint=f"run scripts/db/repair.sh --component {st.component} --env <file>: it checks the schema and marks the "
+        f"right version clean (by hand, if the step left nothing: migrate -path {st.folder} -database \"${url_setting}\" "
+        f"force {previous})",
     )
 
 

@@ -128,7 +128,7 @@ def test_failing_migration_is_one_clear_line_and_leaves_dirty(migrate_bin, dbs, 
     again = run_cli("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes", root=root)
     assert again.returncode == 3
     assert "pre-check failed: dirty: database is dirty at version 202601010100" in one_error_line(again)
-    assert "force 202601010000" in again.stderr
+    assert "repair.sh --component operational" in again.stderr and "force 202601010000" in again.stderr
 
 
 def test_missing_migrations_folder(dbs, tmp_path):
