@@ -106,7 +106,7 @@ def _fail(error: BaseException) -> typer.Exit:
         return typer.Exit(int(error.exit_code))
     if isinstance(error, KeyboardInterrupt):
         typer.echo("error: interrupted", err=True)
-        return typer.Exit(130)
+        return typer.Exit(int(ExitCode.INTERRUPTED))
     typer.echo(f"internal error: {type(error).__name__}: {mask_text(str(error))}", err=True)
     return typer.Exit(int(ExitCode.FAILED))
 
