@@ -60,16 +60,20 @@ def migrate(
 ) -> runner.RunResult:
     """One golang-migrate call; `steps` (in its order) names each step as it starts and finishes."""
     by_version = {m.version: m for m in steps}
+    started: dict[tuple[int, str], StepInfo] = {}
 
     def step(event: StepStarted | StepFinished, duration: float | None = None) -> StepInfo:
-        migration = by_version.get(event.version)
-        return StepInfo(
-            id=migration.id if migration else f"{event.version}_{event.title}",
-            version=event.version,
-            direction=event.direction,
-            duration_ms=duration,
-            sha256=migration.sha256(event.direction) if migration else None,
-        )
+        known = started.get((event.version, event.direction))  # the file is hashed once, when the step starts
+        if known is None:
+            migration = by_version.get(event.version)
+            known = StepInfo(
+                id=migration.id if migration else f"{event.version}_{event.title}",
+                version=event.version,
+                direction=event.direction,
+                sha256=migration.sha256(event.direction) if migration else None,
+            )
+            started[(event.version, event.direction)] = known
+        return known if duration is None else replace(known, duration_ms=duration)
 
     def on_event(event: Event) -> None:
         if isinstance(event, StepStarted):

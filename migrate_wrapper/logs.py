@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from pathlib import Path
 from typing import IO
 
 from migrate_wrapper.events import CheckResult, Listener, RunInfo, StepInfo
-from migrate_wrapper.ticker import Ticker
+from migrate_wrapper.ticker import StepWatch
 
 LOGGER_NAME = "migrate_wrapper"
 REQUIRED_FIELDS = ("component", "direction", "dry_run", "run_id", "trace_id", "span_id")
@@ -80,7 +79,16 @@ PROGRESS_SECONDS = 10.0  # how often a long step is reported as still running
 class LogListener(Listener):
     def __init__(self, progress_seconds: float = PROGRESS_SECONDS) -> None:
         self.progress_seconds = progress_seconds
-        self._ticker: Ticker | None = None
+        self._watch = StepWatch(progress_seconds, self._progress)
+
+    def _progress(self, run: RunInfo, step: StepInfo, elapsed: float) -> None:
+        if elapsed < self.progress_seconds:
+            return  # started since the last tick
+        left = run.time_left()
+        emit(
+            run, "migration_progress", f"{step.id} still running", version=step.id,
+            elapsed_ms=round(elapsed * 1000), window_left_s=round(left) if left else None,
+        )
 
     def run_started(self, run: RunInfo, plan: list[str]) -> None:
         emit(
@@ -99,25 +107,10 @@ class LogListener(Listener):
 
     def step_started(self, run: RunInfo, step: StepInfo) -> None:
         emit(run, "migration_step_start", f"{step.direction} {step.id}", version=step.id)
-        started = time.monotonic()
-
-        def progress() -> None:
-            left = run.time_left()
-            emit(
-                run, "migration_progress", f"{step.id} still running", version=step.id,
-                elapsed_ms=round((time.monotonic() - started) * 1000), window_left_s=round(left) if left else None,
-            )
-
-        self._ticker = Ticker(self.progress_seconds, progress)
-        self._ticker.start()
-
-    def _stop_progress(self) -> None:
-        if self._ticker is not None:
-            self._ticker.stop()
-            self._ticker = None
+        self._watch.started(run, step)
 
     def step_finished(self, run: RunInfo, step: StepInfo) -> None:
-        self._stop_progress()
+        self._watch.finished()
         emit(
             run, "migration_step_finish", f"{step.direction} {step.id} done", version=step.id,
             duration_ms=round(step.duration_ms or 0.0, 3),
@@ -128,7 +121,7 @@ class LogListener(Listener):
         emit(run, event, message, level=level, **data)
 
     def run_finished(self, run: RunInfo, outcome: str, error: BaseException | None) -> None:
-        self._stop_progress()
+        self._watch.close()
         duration = round(run.elapsed_ms(), 3)
         if error is not None:
             emit(

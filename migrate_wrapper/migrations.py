@@ -103,7 +103,7 @@ def scan(folder: Path, root: Path | None = None) -> MigrationSet:
                 result.problems.append(f"{name}: not a migration file name; golang-migrate ignores it")
             continue
         version_text, slug, direction, ext = match.groups()
-        if root is not None and not _inside(folder / name, root):
+        if root is not None and (folder / name).is_symlink() and not _inside(folder / name, root):
             raise UsageError(f"{folder / name} is a link leading outside the project")
         version = int(version_text)
         if version > MAX_VERSION:

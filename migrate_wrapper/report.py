@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from typing import IO
 
 from migrate_wrapper.events import CheckResult, Listener, RunInfo, StepInfo
 from migrate_wrapper.plan import Status
-from migrate_wrapper.ticker import Ticker
+from migrate_wrapper.ticker import StepWatch
 
 
 def status_text(st: Status) -> str:
@@ -64,7 +63,8 @@ class ConsoleListener(Listener):
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream or sys.stdout
         self.live = self.stream.isatty()
-        self._ticker: Ticker | None = None
+        self._watch = StepWatch(0.5, self._show)
+        self._drawn = False
 
     def _print(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
@@ -88,26 +88,22 @@ class ConsoleListener(Listener):
                 self._print(f"    {line.strip()}")
 
     def step_started(self, run: RunInfo, step: StepInfo) -> None:
-        if not self.live:
-            return
+        if self.live:
+            self._watch.started(run, step)
+
+    def _show(self, run: RunInfo, step: StepInfo, elapsed: float) -> None:
         verb = "applying" if step.direction == "up" else "reverting"
-
-        def show() -> None:
-            elapsed = (time.monotonic() - started) * 1000
-            left = run.time_left()
-            window = f", {left:.0f}s left in the window" if left is not None else ""
-            self.stream.write(f"\r\033[K  {verb} {step.id} … {_ms(elapsed)}{window}")
-            self.stream.flush()
-
-        started = time.monotonic()
-        self._ticker = Ticker(0.5, show)
-        self._ticker.start()
+        left = run.time_left()
+        window = f", {left:.0f}s left in the window" if left is not None else ""
+        self.stream.write(f"\r\033[K  {verb} {step.id} … {_ms(elapsed * 1000)}{window}")
+        self.stream.flush()
+        self._drawn = True
 
     def _end_live_line(self) -> None:
-        if self._ticker is not None:
-            self._ticker.stop()
-            self._ticker = None
+        self._watch.finished()
+        if self._drawn:
             self.stream.write("\r\033[K")
+            self._drawn = False
 
     def step_finished(self, run: RunInfo, step: StepInfo) -> None:
         self._end_live_line()
@@ -120,6 +116,7 @@ class ConsoleListener(Listener):
 
     def run_finished(self, run: RunInfo, outcome: str, error: BaseException | None) -> None:
         self._end_live_line()
+        self._watch.close()
         if error is None and run.command != "status":
             self._print(f"{run.component}: {outcome} at {run.target or 'none'} in {_ms(run.elapsed_ms())}")
 

@@ -4,6 +4,7 @@ golang-migrate's one-implicit-transaction execution really makes it atomic. pgla
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 # PostgreSQL's table-lock conflict matrix (docs: "Conflicting Lock Modes").
@@ -53,11 +54,26 @@ def _name(range_var) -> str:
     return f"{range_var.schemaname}.{range_var.relname}" if range_var.schemaname else range_var.relname
 
 
+@functools.cache
+def _tables_visitor():
+    """A pglast visitor collecting every table a statement names; built once (a class per call cost ~0.3 ms)."""
+    from pglast.visitors import Visitor
+
+    class Tables(Visitor):
+        def __init__(self) -> None:
+            self.found: list[str] = []
+
+        def visit_RangeVar(self, parent, node) -> None:  # noqa: N802 - pglast's naming
+            self.found.append(_name(node))
+
+    return Tables
+
+
 def analyse(sql_text: str) -> FileInfo:
     from pglast import ast, parse_sql
     from pglast.parser import ParseError
-    from pglast.visitors import Visitor
 
+    Tables = _tables_visitor()
     info = FileInfo()
     try:
         statements = parse_sql(sql_text)
@@ -67,13 +83,6 @@ def analyse(sql_text: str) -> FileInfo:
 
     def need(name: str, mode: str) -> None:
         info.tables[name] = stronger(info.tables.get(name, mode), mode)
-
-    class Tables(Visitor):
-        def __init__(self) -> None:
-            self.found: list[str] = []
-
-        def visit_RangeVar(self, parent, node) -> None:  # noqa: N802 - pglast's naming
-            self.found.append(_name(node))
 
     for raw in statements:
         stmt = raw.stmt

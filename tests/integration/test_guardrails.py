@@ -324,3 +324,17 @@ def test_dry_run_rehearsal_catches_what_only_a_real_server_sees(migrate_bin, dbs
     assert bad.returncode == 1, bad.output
     assert "kilograms" in error_line(bad)
     assert dbs.server.dump_schema(dbs.operational) == before  # the target is only read
+
+
+def test_drop_index_is_blocked_by_a_lock_on_its_table(migrate_bin, dbs, project, hold):
+    with_index = ("202601010100_index_t", "create index t_v_idx on t (v);\n", "drop index t_v_idx;\n")
+    drop_index = ("202601010200_drop_index", "drop index t_v_idx;\n", "create index t_v_idx on t (v);\n")
+    root = project({"operational": files(*BASE, with_index)})
+    assert apply(dbs, root).returncode == 0
+    holder = hold()
+    holder.execute("begin")
+    holder.execute("select * from t limit 1")  # the file names only the index; the lock is on its table
+    result = apply(dbs, project({"operational": files(*BASE, with_index, drop_index)}))
+    assert result.returncode == 3
+    assert "pre-check failed: blocking_locks:" in error_line(result) and f"pid {holder.info.backend_pid}" in error_line(result)
+    holder.execute("rollback")
