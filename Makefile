@@ -7,12 +7,14 @@ VENV := .venv
 WRAPPER := $(VENV)/bin/migrate-wrapper
 ENV_FILE ?= migrate.env
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: help setup tools venv demo test db-migrate-status pg-start pg-stop clean
+.PHONY: help setup tools venv demo test bench db-migrate-status pg-start pg-stop clean
 
 help:
 	@echo "make demo               set up, start a local PostgreSQL, then status, dry-run, apply, status, rollback"
 	@echo "make test               set up, then run the whole test suite (it starts its own PostgreSQL)"
+	@echo "make bench              benchmarks against raw golang-migrate; writes bench/results.md (BENCH_ARGS=--smoke)"
 	@echo "make setup              .venv with the project and its test extras, and the pinned golang-migrate"
 	@echo "make db-migrate-status  status of both components from $(ENV_FILE) (ENV_FILE=... for another)"
 	@echo "make pg-start|pg-stop   the local throwaway PostgreSQL (writes migrate.env)"
@@ -41,6 +43,9 @@ demo: setup pg-start
 
 test: setup
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(VENV)/bin/python -m bench $(BENCH_ARGS)
 
 db-migrate-status:
 	scripts/db/status.sh --component all --env $(ENV_FILE)
