@@ -36,6 +36,7 @@ from migrate_wrapper.events import CheckResult, Listener, RunInfo, StepInfo
 DEFAULT_SERVICE_NAME = "db-migrate-cli"
 FLUSH_SECONDS_ENV = "MIGRATE_WRAPPER_TELEMETRY_FLUSH_SECONDS"
 DEFAULT_FLUSH_SECONDS = 5.0
+MAX_DEFAULT_EXPORT_SECONDS = 1.5
 EXPORT_FAILED_EVENT = "telemetry_export_failed"
 SCOPE_NAME = "migrate_wrapper"
 
@@ -135,8 +136,9 @@ def _export_timeout(kind: str, budget: float) -> float:
     """Seconds one export may take (retries included): at most half the flush budget, lower if the operator says.
 
     The OTLP exporters default to 10 s with retries and backoff; the Python SDK reads OTEL_EXPORTER_OTLP_TIMEOUT in
-    seconds (not milliseconds as the specification says)."""
-    cap = max(0.1, budget / 2)
+    seconds (not milliseconds as the specification says). Never above 1.5 s by default: a collector that accepts
+    connections and never answers then costs a run at most ~2 s, imports included (bench/ measures it)."""
+    cap = max(0.1, min(budget / 2, MAX_DEFAULT_EXPORT_SECONDS))
     for name in (f"OTEL_EXPORTER_OTLP_{kind.upper()}_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"):
         raw = _env(name)
         if raw:
@@ -583,8 +585,14 @@ class _Runtime:
             (target.add if instrument in ("runs", "rows_changed") else target.record)(value, attributes)
 
 
+_RUN_ATTRIBUTES: dict[str, dict[str, Any]] = {}  # run id → its attributes, built once (a span per step reuses them)
+
+
 def _run_attributes(run: RunInfo) -> dict[str, Any]:
     """What the root span and every step span carry; never a user name or password."""
+    cached = _RUN_ATTRIBUTES.get(run.run_id)  # everything below is fixed when the run is created
+    if cached is not None:
+        return cached
     attributes: dict[str, Any] = {
         "migration.component": run.component,
         "migration.direction": run.direction,
@@ -597,6 +605,7 @@ def _run_attributes(run: RunInfo) -> dict[str, Any]:
     }
     if run.approved_by:
         attributes["migration.approved_by"] = clean(run.approved_by, 255)
+    _RUN_ATTRIBUTES[run.run_id] = attributes
     return attributes
 
 
