@@ -5,6 +5,7 @@ Heavy libraries (psycopg, OpenTelemetry, pglast) are imported by the modules tha
 
 from __future__ import annotations
 
+import functools
 import sys
 from enum import Enum
 from pathlib import Path
@@ -111,6 +112,24 @@ def _fail(error: BaseException) -> typer.Exit:
     return typer.Exit(int(ExitCode.FAILED))
 
 
+def edge(command):
+    """Every command's boundary: an expected failure becomes one line and its exit code, and telemetry is flushed
+    (bounded) whatever happened. functools.wraps keeps the signature Typer reads the options from."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except (Exception, KeyboardInterrupt) as exc:
+            raise _fail(exc) from None
+        finally:
+            _flush_telemetry()
+
+    return run
+
+
 def _scratch(settings, scratch_url: str | None, env: Path | None, targets=()):
     from migrate_wrapper import scratch
 
@@ -127,6 +146,7 @@ def _settings(env: Path | None):
 
 
 @app.command()
+@edge
 def status(
     component: ComponentOpt = None,
     env: EnvOpt = None,
@@ -135,15 +155,6 @@ def status(
     log_file: LogFileOpt = None,
 ) -> None:
     """Show the current version, applied and pending migrations and drift (read-only)."""
-    try:
-        _status(component, env, fmt, log_format, log_file)
-    except (WrapperError, Exception, KeyboardInterrupt) as exc:
-        raise _fail(exc) from None
-    finally:
-        _flush_telemetry()
-
-
-def _status(component, env, fmt, log_format, log_file) -> None:
     from migrate_wrapper import report, target
     from migrate_wrapper.verbs.status import status as status_verb
 
@@ -158,6 +169,7 @@ def _status(component, env, fmt, log_format, log_file) -> None:
 
 
 @app.command()
+@edge
 def apply(
     component: ComponentOpt = None,
     env: EnvOpt = None,
@@ -180,28 +192,24 @@ def apply(
     """Apply every pending migration (all of them, in order)."""
     if show_status:
         return status(component, env, fmt, log_format, log_file)
-    try:
-        from migrate_wrapper import target
-        from migrate_wrapper.verbs.apply import apply as apply_verb
-        from migrate_wrapper.verbs.change import Options
+    from migrate_wrapper import target
+    from migrate_wrapper.verbs.apply import apply as apply_verb
+    from migrate_wrapper.verbs.change import Options
 
-        if (evidence is not None or rehearse or scratch_url) and not dry_run:
-            raise UsageError("--evidence, --rehearse and --scratch-url go with --dry-run")
-        settings = _settings(env)
-        targets = target.resolve(settings, component)
-        server = _scratch(settings, scratch_url, env, targets) if rehearse else None
-        _, listener = _listeners(log_format, log_file, settings)
-        options = Options(confirm=_confirm(yes), dry_run=dry_run, evidence=evidence, fail_on_row_loss=fail_on_row_loss,
-                          scratch=server)
-        for t in targets:
-            apply_verb(settings, t, listener=listener, options=options)
-    except (WrapperError, Exception, KeyboardInterrupt) as exc:
-        raise _fail(exc) from None
-    finally:
-        _flush_telemetry()
+    if (evidence is not None or rehearse or scratch_url) and not dry_run:
+        raise UsageError("--evidence, --rehearse and --scratch-url go with --dry-run")
+    settings = _settings(env)
+    targets = target.resolve(settings, component)
+    server = _scratch(settings, scratch_url, env, targets) if rehearse else None
+    _, listener = _listeners(log_format, log_file, settings)
+    options = Options(confirm=_confirm(yes), dry_run=dry_run, evidence=evidence, fail_on_row_loss=fail_on_row_loss,
+                      scratch=server)
+    for t in targets:
+        apply_verb(settings, t, listener=listener, options=options)
 
 
 @app.command()
+@edge
 def rollback(
     version: Annotated[str, typer.Option("--version", help="The migration to revert, as YYYYMMDDHHMM_slug.")],
     component: ComponentOpt = None,
@@ -212,25 +220,21 @@ def rollback(
     log_file: LogFileOpt = None,
 ) -> None:
     """Revert VERSION and every migration applied after it."""
-    try:
-        from migrate_wrapper import target
-        from migrate_wrapper.verbs.change import Options
-        from migrate_wrapper.verbs.rollback import rollback as rollback_verb
+    from migrate_wrapper import target
+    from migrate_wrapper.verbs.change import Options
+    from migrate_wrapper.verbs.rollback import rollback as rollback_verb
 
-        settings = _settings(env)
-        targets = target.resolve(settings, component)
-        if len(targets) != 1:
-            raise UsageError("rollback takes one component", hint="pass --component operational or analytics")
-        _, listener = _listeners(log_format, log_file, settings)
-        options = Options(confirm=_confirm(yes), fail_on_row_loss=fail_on_row_loss)
-        rollback_verb(settings, targets[0], version, listener=listener, options=options)
-    except (WrapperError, Exception, KeyboardInterrupt) as exc:
-        raise _fail(exc) from None
-    finally:
-        _flush_telemetry()
+    settings = _settings(env)
+    targets = target.resolve(settings, component)
+    if len(targets) != 1:
+        raise UsageError("rollback takes one component", hint="pass --component operational or analytics")
+    _, listener = _listeners(log_format, log_file, settings)
+    options = Options(confirm=_confirm(yes), fail_on_row_loss=fail_on_row_loss)
+    rollback_verb(settings, targets[0], version, listener=listener, options=options)
 
 
 @app.command()
+@edge
 def repair(
     component: ComponentOpt = None,
     env: EnvOpt = None,
@@ -241,39 +245,32 @@ def repair(
 ) -> None:
     """Settle a dirty database: compare its schema with what the migrations produce, then mark the right version
     clean (golang-migrate force) — or refuse, showing the difference."""
-    try:
-        from migrate_wrapper import target
-        from migrate_wrapper.verbs.change import Options
-        from migrate_wrapper.verbs.repair import repair as repair_verb
+    from migrate_wrapper import target
+    from migrate_wrapper.verbs.change import Options
+    from migrate_wrapper.verbs.repair import repair as repair_verb
 
-        settings = _settings(env)
-        targets = target.resolve(settings, component)
-        if len(targets) != 1:
-            raise UsageError("repair takes one component", hint="pass --component operational or analytics")
-        server = _scratch(settings, scratch_url, env, targets)
-        _, listener = _listeners(log_format, log_file, settings)
-        repair_verb(settings, targets[0], listener=listener, options=Options(confirm=_confirm(yes)), server=server)
-    except (WrapperError, Exception, KeyboardInterrupt) as exc:
-        raise _fail(exc) from None
-    finally:
-        _flush_telemetry()
+    settings = _settings(env)
+    targets = target.resolve(settings, component)
+    if len(targets) != 1:
+        raise UsageError("repair takes one component", hint="pass --component operational or analytics")
+    server = _scratch(settings, scratch_url, env, targets)
+    _, listener = _listeners(log_format, log_file, settings)
+    repair_verb(settings, targets[0], listener=listener, options=Options(confirm=_confirm(yes)), server=server)
 
 
 @app.command("telemetry-check")
+@edge
 def telemetry_check(
     env: EnvOpt = None,
     log_format: LogFormatOpt = None,
     log_file: LogFileOpt = None,
 ) -> None:
     """Send one test span to the configured OTLP endpoint and say whether it arrived (or exactly why not)."""
-    try:
-        from migrate_wrapper import telemetry
+    from migrate_wrapper import telemetry
 
-        _settings(env)  # exports the file's OTEL_* variables for the SDK
-        _listeners(log_format, log_file)
-        typer.echo(telemetry.check())
-    except (WrapperError, Exception, KeyboardInterrupt) as exc:
-        raise _fail(exc) from None
+    _settings(env)  # exports the file's OTEL_* variables for the SDK
+    _listeners(log_format, log_file)
+    typer.echo(telemetry.check())
 
 
 def _flush_telemetry() -> None:

@@ -11,8 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from migrate_wrapper.cli import OutputFormat, _fail, _settings, app
-from migrate_wrapper.errors import WrapperError
+from migrate_wrapper.cli import OutputFormat, _settings, app, edge
 
 LintComponentOpt = Annotated[
     Optional[str], typer.Option("--component", "-c", help="operational, analytics or all (default: all).")
@@ -27,25 +26,23 @@ LintFormatOpt = Annotated[OutputFormat, typer.Option("--format", help="text (gro
 
 
 @app.command("lint")
+@edge
 def lint(component: LintComponentOpt = None, base: BaseOpt = None, fmt: LintFormatOpt = OutputFormat.text) -> None:
     """Check the migration files: names and up/down pairs, changes against the base branch, parse errors,
     CONCURRENTLY alone in its file, destructive statements without `-- migrate:allow-destructive <reason>`, lock
     safety (squawk, .squawk.toml) and the data classification of new columns. A down file may drop what its own up
     file created without an annotation (the normal reverse). Exit 1 on errors; warnings pass."""
-    try:
-        from migrate_wrapper import components
-        from migrate_wrapper.verbs.lint import lint as lint_verb
+    from migrate_wrapper import components
+    from migrate_wrapper.verbs.lint import lint as lint_verb
 
-        root = _settings(None).project_root()
-        report = lint_verb(root, components.resolve(component or components.ALL), base=base)
-        if fmt == OutputFormat.json:
-            typer.echo(json.dumps(report.document(), indent=2))
-        else:
-            typer.echo(_text(report))
-        if not report.ok:
-            raise report.failure()
-    except (WrapperError, Exception, KeyboardInterrupt) as exc:
-        raise _fail(exc) from None
+    root = _settings(None).project_root()
+    report = lint_verb(root, components.resolve(component or components.ALL), base=base)
+    if fmt == OutputFormat.json:
+        typer.echo(json.dumps(report.document(), indent=2))
+    else:
+        typer.echo(_text(report))
+    if not report.ok:
+        raise report.failure()
 
 
 def _text(report) -> str:

@@ -18,14 +18,13 @@ from migrate_wrapper.cli import (
     LogFileOpt,
     LogFormatOpt,
     ScratchUrlOpt,
-    _fail,
-    _scratch,
-    _flush_telemetry,
     _listeners,
+    _scratch,
     _settings,
     app,
+    edge,
 )
-from migrate_wrapper.errors import UsageError, WrapperError
+from migrate_wrapper.errors import UsageError
 
 ReportOpt = Annotated[
     Optional[Path],
@@ -42,6 +41,7 @@ def _components(component: str | None):
 
 
 @app.command("docs")
+@edge
 def docs(
     component: ComponentOpt = None,
     env: EnvOpt = None,
@@ -51,24 +51,20 @@ def docs(
 ) -> None:
     """Write db/schema/<component>.md (each schema built from its migrations in a scratch database) and
     db/migrations/migrations.md (the migration plan)."""
-    try:
-        from migrate_wrapper.verbs import common
-        from migrate_wrapper.verbs import docs as docs_verb
+    from migrate_wrapper.verbs import common
+    from migrate_wrapper.verbs import docs as docs_verb
 
-        settings = _settings(env)
-        chosen = _components(component)
-        _listeners(log_format, log_file, settings)
-        binary = common.binary(settings)
-        server = _scratch(settings, scratch_url, env)
-        for path in docs_verb.docs(settings.project_root(), chosen, binary=binary, server=server):
-            typer.echo(f"wrote {path}")
-    except (WrapperError, Exception, KeyboardInterrupt) as exc:
-        raise _fail(exc) from None
-    finally:
-        _flush_telemetry()
+    settings = _settings(env)
+    chosen = _components(component)
+    _listeners(log_format, log_file, settings)
+    binary = common.binary(settings)
+    server = _scratch(settings, scratch_url, env)
+    for path in docs_verb.docs(settings.project_root(), chosen, binary=binary, server=server):
+        typer.echo(f"wrote {path}")
 
 
 @app.command("validate-schema")
+@edge
 def validate_schema(
     component: ComponentOpt = None,
     env: EnvOpt = None,
@@ -78,30 +74,26 @@ def validate_schema(
 ) -> None:
     """Regenerate the schema docs and the migration plan into a temporary folder and compare them with the committed
     files (exit 1 with a unified diff); check the data classification covers the schema (exit 1 naming each gap)."""
-    try:
-        from migrate_wrapper.verbs import common
-        from migrate_wrapper.verbs import docs as docs_verb
+    from migrate_wrapper.verbs import common
+    from migrate_wrapper.verbs import docs as docs_verb
 
-        settings = _settings(env)
-        chosen = _components(component)
-        _listeners(log_format, log_file, settings)
-        binary = common.binary(settings)
-        server = _scratch(settings, scratch_url, env)
-        result = docs_verb.validate(settings.project_root(), chosen, binary=binary, server=server)
-        if result.diff:
-            typer.echo(result.diff, nl=False)
-        for problem in result.problems:
-            typer.echo(f"classification: {problem}")
-        if not result.ok:
-            raise result.error()
-        typer.echo(f"in sync: {', '.join(str(p) for p in result.checked)}; {result.columns} columns classified")
-    except (WrapperError, Exception, KeyboardInterrupt) as exc:
-        raise _fail(exc) from None
-    finally:
-        _flush_telemetry()
+    settings = _settings(env)
+    chosen = _components(component)
+    _listeners(log_format, log_file, settings)
+    binary = common.binary(settings)
+    server = _scratch(settings, scratch_url, env)
+    result = docs_verb.validate(settings.project_root(), chosen, binary=binary, server=server)
+    if result.diff:
+        typer.echo(result.diff, nl=False)
+    for problem in result.problems:
+        typer.echo(f"classification: {problem}")
+    if not result.ok:
+        raise result.error()
+    typer.echo(f"in sync: {', '.join(str(p) for p in result.checked)}; {result.columns} columns classified")
 
 
 @app.command("smoke-test")
+@edge
 def smoke_test(
     component: ComponentOpt = None,
     env: EnvOpt = None,
@@ -111,28 +103,24 @@ def smoke_test(
 ) -> None:
     """Confirm recoverability after an apply or a rollback (read-only): connectivity, not dirty, the version the
     audit ledger expects, the live schema equal to the migrations', and db/smoke/<component>.sql in READ ONLY."""
-    try:
-        from migrate_wrapper import target
-        from migrate_wrapper.verbs import common
-        from migrate_wrapper.verbs.smoke import smoke
+    from migrate_wrapper import target
+    from migrate_wrapper.verbs import common
+    from migrate_wrapper.verbs.smoke import smoke
 
-        settings = _settings(env)
-        targets = target.resolve(settings, component)
-        fmt, listener = _listeners(log_format, log_file, settings)
-        binary = common.binary(settings)
-        server = _scratch(settings, scratch_url, env, targets)
-        for t in targets:
-            checks = smoke(settings, t, binary=binary, server=server, listener=listener)
-            if fmt != "text" and not sys.stdout.isatty():  # else the console listener has shown every check
-                summary = "; ".join(f"{c.name} {c.status}" for c in checks)
-                typer.echo(f"{t.component.name}: smoke test passed ({summary})")
-    except (WrapperError, Exception, KeyboardInterrupt) as exc:
-        raise _fail(exc) from None  # prints a SmokeFailed's schema diff on stdout first
-    finally:
-        _flush_telemetry()
+    settings = _settings(env)
+    targets = target.resolve(settings, component)
+    fmt, listener = _listeners(log_format, log_file, settings)
+    binary = common.binary(settings)
+    server = _scratch(settings, scratch_url, env, targets)
+    for t in targets:
+        checks = smoke(settings, t, binary=binary, server=server, listener=listener)
+        if fmt != "text" and not sys.stdout.isatty():  # else the console listener has shown every check
+            summary = "; ".join(f"{c.name} {c.status}" for c in checks)
+            typer.echo(f"{t.component.name}: smoke test passed ({summary})")
 
 
 @app.command("measure-window")
+@edge
 def measure_window(
     component: ComponentOpt = None,
     env: EnvOpt = None,
@@ -143,27 +131,22 @@ def measure_window(
 ) -> None:
     """Rehearse the pending migrations on a scratch clone of the target (apply, roll back, apply again), time every
     step, write a JSON report and a summary; exit 5 when a direction exceeds MIGRATION_WINDOW_SECONDS."""
-    try:
-        from migrate_wrapper import target
-        from migrate_wrapper.verbs import common
-        from migrate_wrapper.verbs import measure
+    from migrate_wrapper import target
+    from migrate_wrapper.verbs import common
+    from migrate_wrapper.verbs import measure
 
-        settings = _settings(env)
-        targets = target.resolve(settings, component)
-        if len(targets) != 1:
-            raise UsageError("measure-window takes one component", hint="pass --component operational or analytics")
-        _, listener = _listeners(log_format, log_file, settings)
-        binary = common.binary(settings)
-        server = _scratch(settings, scratch_url, env, targets)
-        path = report or measure.default_report(settings, targets[0])
+    settings = _settings(env)
+    targets = target.resolve(settings, component)
+    if len(targets) != 1:
+        raise UsageError("measure-window takes one component", hint="pass --component operational or analytics")
+    _, listener = _listeners(log_format, log_file, settings)
+    binary = common.binary(settings)
+    server = _scratch(settings, scratch_url, env, targets)
+    path = report or measure.default_report(settings, targets[0])
 
-        def show(rehearsal, written: Path) -> None:
-            typer.echo(rehearsal.summary(), nl=False)
-            typer.echo(f"report: {written} (summary: {measure.summary_path(written)})")
+    def show(rehearsal, written: Path) -> None:
+        typer.echo(rehearsal.summary(), nl=False)
+        typer.echo(f"report: {written} (summary: {measure.summary_path(written)})")
 
-        measure.measure_window(settings, targets[0], binary=binary, server=server, listener=listener, report=path,
-                               show=show)
-    except (WrapperError, Exception, KeyboardInterrupt) as exc:
-        raise _fail(exc) from None
-    finally:
-        _flush_telemetry()
+    measure.measure_window(settings, targets[0], binary=binary, server=server, listener=listener, report=path,
+                           show=show)
