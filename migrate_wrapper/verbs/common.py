@@ -49,6 +49,15 @@ def connect(target: Target, settings: Settings) -> tuple[psycopg.Connection, Che
     return conn, pre.connectivity(conn)
 
 
+def status_once(target: Target, settings: Settings) -> plan.Status:
+    """Connect, read the target's state, disconnect: for verbs that only look."""
+    conn, _ = connect(target, settings)
+    try:
+        return read_status(conn, target)
+    finally:
+        conn.close()
+
+
 def read_status(conn: psycopg.Connection, target: Target) -> plan.Status:
     from migrate_wrapper import ledger
 

@@ -259,11 +259,7 @@ def measure_window(
     rehearsal means: WindowExceeded (5) or MigrationFailed (1)."""
     run = common.new_run("measure-window", target, settings, "up", True)
     with common.tracked(run, listener, {}):
-        conn, _ = common.connect(target, settings)
-        try:
-            st = common.read_status(conn, target)
-        finally:
-            conn.close()
+        st = common.status_once(target, settings)
         if st.state.dirty:
             raise PreCheckFailed("dirty", f"{target.component.name} is at {st.version_label}",
                                  hint="recover it first (runbook: Dirty database), then measure")

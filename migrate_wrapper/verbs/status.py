@@ -12,11 +12,7 @@ from migrate_wrapper.verbs import common
 def status(settings: Settings, target: Target, *, listener: Listener) -> Status:
     run = common.new_run("status", target, settings, "up", False)
     with common.tracked(run, listener, {}):
-        conn, _ = common.connect(target, settings)
-        try:
-            st = common.read_status(conn, target)
-        finally:
-            conn.close()
+        st = common.status_once(target, settings)
         run.from_version = run.target = st.current.id if st.current else None
         listener.run_started(run, [m.id for m in st.pending])
         listener.note(
