@@ -40,6 +40,16 @@ def _components(component: str | None):
     return components.resolve(component or components.ALL)
 
 
+def _schema_build(component, env, scratch_url, log_format, log_file):
+    """What docs and validate-schema both need: the project root, the components, golang-migrate, a scratch server."""
+    from migrate_wrapper.verbs import common
+
+    settings = _settings(env)
+    chosen = _components(component)
+    _listeners(log_format, log_file, settings)
+    return settings.project_root(), chosen, common.binary(settings), _scratch(settings, scratch_url, env)
+
+
 @app.command("docs")
 @edge
 def docs(
@@ -51,15 +61,10 @@ def docs(
 ) -> None:
     """Write db/schema/<component>.md (each schema built from its migrations in a scratch database) and
     db/migrations/migrations.md (the migration plan)."""
-    from migrate_wrapper.verbs import common
     from migrate_wrapper.verbs import docs as docs_verb
 
-    settings = _settings(env)
-    chosen = _components(component)
-    _listeners(log_format, log_file, settings)
-    binary = common.binary(settings)
-    server = _scratch(settings, scratch_url, env)
-    for path in docs_verb.docs(settings.project_root(), chosen, binary=binary, server=server):
+    root, chosen, binary, server = _schema_build(component, env, scratch_url, log_format, log_file)
+    for path in docs_verb.docs(root, chosen, binary=binary, server=server):
         typer.echo(f"wrote {path}")
 
 
@@ -74,15 +79,10 @@ def validate_schema(
 ) -> None:
     """Regenerate the schema docs and the migration plan into a temporary folder and compare them with the committed
     files (exit 1 with a unified diff); check the data classification covers the schema (exit 1 naming each gap)."""
-    from migrate_wrapper.verbs import common
     from migrate_wrapper.verbs import docs as docs_verb
 
-    settings = _settings(env)
-    chosen = _components(component)
-    _listeners(log_format, log_file, settings)
-    binary = common.binary(settings)
-    server = _scratch(settings, scratch_url, env)
-    result = docs_verb.validate(settings.project_root(), chosen, binary=binary, server=server)
+    root, chosen, binary, server = _schema_build(component, env, scratch_url, log_format, log_file)
+    result = docs_verb.validate(root, chosen, binary=binary, server=server)
     if result.diff:
         typer.echo(result.diff, nl=False)
     for problem in result.problems:
