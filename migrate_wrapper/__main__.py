@@ -1,3 +1,3 @@
-from migrate_wrapper.cli import main
+from migrate_wrapper.cli import entry
 
-main()
+entry()
