@@ -37,6 +37,7 @@ DEFAULT_SERVICE_NAME = "db-migrate-cli"
 FLUSH_SECONDS_ENV = "MIGRATE_WRAPPER_TELEMETRY_FLUSH_SECONDS"
 DEFAULT_FLUSH_SECONDS = 5.0
 MAX_DEFAULT_EXPORT_SECONDS = 1.5
+EXPORT_DELAY_MS = 500  # the batch span processor's schedule delay unless OTEL_BSP_SCHEDULE_DELAY is set
 EXPORT_FAILED_EVENT = "telemetry_export_failed"
 SCOPE_NAME = "migrate_wrapper"
 
@@ -401,6 +402,8 @@ def _watched_span_exporter(inner, watch: _Watch):
 
     class WatchedSpanExporter(SpanExporter):
         def export(self, spans):  # noqa: ANN001, ANN202
+            if watch.failed:  # spans go out in batches during the run: after one failure, the rest would only wait
+                return SpanExportResult.FAILURE  # as long again at exit (the warning already says spans were lost)
             try:
                 result = inner.export(spans)
             except Exception as exc:  # an exporter bug must not reach the batch processor's logger.exception
@@ -503,7 +506,10 @@ class _Runtime:
         watch = _Watch(signal, _export_timeout("traces", self.budget))
         exporter = _watched_span_exporter(_span_exporter(signal, watch), watch)
         provider = TracerProvider(resource=resource, shutdown_on_exit=False)  # shutdown() is ours, and bounded
-        provider.add_span_processor(BatchSpanProcessor(exporter))
+        # The SDK's 5 s default delay would leave every span of a short run to the final flush, on the run's wall
+        # time; exported every half second they go out while golang-migrate works. OTEL_BSP_SCHEDULE_DELAY still wins.
+        delay = None if _env("OTEL_BSP_SCHEDULE_DELAY") else EXPORT_DELAY_MS
+        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=delay))
         self.watches.append(watch)
         self.tracer_provider = provider
         self.tracer = provider.get_tracer(SCOPE_NAME, __version__)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import socket
 import threading
+import time
 import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,6 +30,7 @@ class Received:
     signal: str  # traces | metrics
     headers: dict[str, str]  # lower-case names
     message: ExportTraceServiceRequest | ExportMetricsServiceRequest
+    arrived_ns: int = field(default_factory=time.time_ns)  # wall clock, comparable with the spans' own times
 
 
 @dataclass
@@ -44,6 +46,7 @@ class Span:
     resource: dict
     start_ns: int
     end_ns: int
+    arrived_ns: int  # when the request that carried it reached the receiver
 
     def event(self, name: str) -> dict:
         matches = [attrs for event_name, attrs in self.events if event_name == name]
@@ -115,6 +118,7 @@ class _Store:
                             resource=resource,
                             start_ns=s.start_time_unix_nano,
                             end_ns=s.end_time_unix_nano,
+                            arrived_ns=item.arrived_ns,
                         ))
         return sorted(out, key=lambda span: span.start_ns)
 

@@ -240,6 +240,24 @@ def test_post_check_row_deltas_through_the_cli(migrate_bin, dbs, project, receiv
     assert_no_secrets(receiver.bodies_text(), result.stdout, result.stderr)
 
 
+def test_finished_steps_are_exported_while_golang_migrate_works(migrate_bin, dbs, project, receiver):
+    """With the SDK's 5 s default batch delay, every span of a short run waited for the exit (on the operator's wall
+    time); the wrapper exports every half second, so a finished step leaves while the next one still runs."""
+    root_dir = project({"operational": {
+        "202611010900_first.up.sql": "create table first_step (id int);\n",
+        "202611010900_first.down.sql": "drop table first_step;\n",
+        "202611020900_slow.up.sql": "select pg_sleep(2);\n",
+        "202611020900_slow.down.sql": "select 1;\n",
+    }})
+    result = run_cli("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes", root=root_dir,
+                     env=otel_env(receiver.url))
+    assert result.returncode == 0, result.output
+    steps = {s.attributes["migration.version"]: s for s in receiver.spans() if s.name == "migration.step"}
+    first, slow = steps["202611010900_first"], steps["202611020900_slow"]
+    assert slow.end_ns - slow.start_ns >= 1_900_000_000
+    assert first.arrived_ns < slow.end_ns, "the first step's span was held back until the run ended"
+
+
 def test_production_approval_denied_and_granted(migrate_bin, dbs, receiver):
     env = otel_env(receiver.url, MIGRATION_ENVIRONMENT="production", MIGRATION_AUTHOR="dev@example.com")
     denied = run_cli("apply", "-c", "analytics", "--env", str(dbs.env_file), "--yes", env=env)
