@@ -54,9 +54,10 @@ def main(argv: list[str] | None = None) -> int:
             checks = pre_checks(settings, target, run, listener, conn, st, reachable, change)
             t3 = time.perf_counter()
             exclude = {f"{st.state.schema}.{st.state.table}"}
-            before = post.snapshot(conn, exact_threshold_rows=threshold, exclude=exclude)
+            more = common.connector(target, settings)
+            before = post.snapshot(conn, exact_threshold_rows=threshold, exclude=exclude, connect_more=more)
             t4 = time.perf_counter()
-            after = post.snapshot(conn, exact_threshold_rows=threshold, exclude=exclude)
+            after = post.snapshot(conn, exact_threshold_rows=threshold, exclude=exclude, connect_more=more)
             t5 = time.perf_counter()
             rows = post.row_counts(before, after, fail_on_row_loss=False, estimate_tolerance=0.05)
             summary = post.schema_summary(before, after)

@@ -25,7 +25,9 @@ Exact or estimated, decided from the catalog without reading any table:
   is read once, not twice), exact when every leaf's is. Inheritance parents are counted ``FROM ONLY``.
 
 Exact counts are batched: one ``UNION ALL`` statement of ``select oid, count(*) from only <table>`` per
-`COUNT_CHUNK` tables, each in its own short transaction with a lock timeout and no parallel workers. A chunk
+`COUNT_CHUNK` tables, each in its own short transaction with a lock timeout and no parallel workers. With
+`connect_more` and at least two chunks, a second connection counts every other chunk at the same time (the server
+then uses two cores, and each backend loads only half the tables into its catalog cache). A chunk
 that fails (a lock not granted within `lock_timeout_ms`, a table dropped meanwhile, no SELECT privilege) is
 retried table by table; a table that still cannot be counted gets an estimate (or is left out when it no longer
 exists).
@@ -34,7 +36,8 @@ exists).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -142,8 +145,11 @@ def snapshot(
     exact_threshold_rows: int = DEFAULT_THRESHOLD_ROWS,
     exclude: set[str] | frozenset[str] = DEFAULT_EXCLUDE,
     lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS,
+    connect_more: Callable[[], psycopg.Connection] | None = None,
 ) -> Snapshot:
-    """Row counts, columns and indexes of every user table (see the module docstring for the rules)."""
+    """Row counts, columns and indexes of every user table (see the module docstring for the rules).
+
+    `connect_more` opens another connection to the same database, for counting in parallel; None: one connection."""
     import psycopg
 
     block_size = int(conn.execute("select pg_catalog.current_setting('block_size')").fetchone()[0])
@@ -178,7 +184,7 @@ def snapshot(
             counts[oid] = estimator.estimate(rel)
         else:
             to_count.append(rel)
-    counted = _count_exact(conn, to_count, lock_timeout_ms)
+    counted = _count_exact_parallel(conn, connect_more, to_count, lock_timeout_ms)
     for rel in to_count:
         if rel.oid in counted:
             rows = counted[rel.oid]
@@ -245,6 +251,45 @@ class _Estimator:
         else:
             rows, method = pages * self.assumed_density, "pages"
         return TableCount(rel.schema, rel.name, int(round(rows)), False, method)
+
+
+def _count_exact_parallel(
+    conn: psycopg.Connection, connect_more: Callable[[], psycopg.Connection] | None, rels: list[_Rel],
+    lock_timeout_ms: int,
+) -> dict[int, int | None]:
+    """`_count_exact`, with every other chunk on a second connection when there are two chunks or more."""
+    if connect_more is None or len(rels) <= COUNT_CHUNK:
+        return _count_exact(conn, rels, lock_timeout_ms)
+    from migrate_wrapper.errors import PreCheckFailed
+
+    try:
+        helper = connect_more()
+    except PreCheckFailed:  # e.g. connection slots used up: count on the one connection we have
+        return _count_exact(conn, rels, lock_timeout_ms)
+    chunks = [rels[start : start + COUNT_CHUNK] for start in range(0, len(rels), COUNT_CHUNK)]
+    theirs = [rel for chunk in chunks[1::2] for rel in chunk]
+    outcome: dict[str, object] = {}
+
+    def count_theirs() -> None:
+        try:
+            outcome["counted"] = _count_exact(helper, theirs, lock_timeout_ms)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=count_theirs, name="post-check-count", daemon=True)
+    try:
+        worker.start()
+        out = _count_exact(conn, [rel for chunk in chunks[0::2] for rel in chunk], lock_timeout_ms)
+        worker.join()
+    finally:
+        if worker.is_alive():  # the main thread was interrupted: end the helper's statement with its connection
+            helper.cancel_safe()
+            worker.join(5.0)
+        helper.close()
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    out.update(outcome["counted"])  # type: ignore[arg-type]
+    return out
 
 
 def _count_exact(conn: psycopg.Connection, rels: list[_Rel], lock_timeout_ms: int) -> dict[int, int | None]:

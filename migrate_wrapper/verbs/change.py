@@ -104,7 +104,8 @@ def run_change(
     from migrate_wrapper.checks import post
 
     exclude = {f"{st.state.schema}.{st.state.table}"}
-    before = post.snapshot(conn, exact_threshold_rows=settings.migration_exact_count_threshold, exclude=exclude)
+    before = post.snapshot(conn, exact_threshold_rows=settings.migration_exact_count_threshold, exclude=exclude,
+                           connect_more=common.connector(target, settings))
     ledger.begin(conn, run, author=author, approver=approver, migrate_version=binary.version)
     reader = common.StateReader(target, settings, conn)
     error: BaseException | None = None
@@ -138,7 +139,8 @@ def _post_checks(settings, target, run, listener, reader, change, before, exclud
     from migrate_wrapper.checks import post
 
     after_state = reader()
-    after = post.snapshot(reader.conn, exact_threshold_rows=settings.migration_exact_count_threshold, exclude=exclude)
+    after = post.snapshot(reader.conn, exact_threshold_rows=settings.migration_exact_count_threshold, exclude=exclude,
+                          connect_more=common.connector(target, settings))
     reached = after_state.state.version == change.end_version and not after_state.state.dirty
     results = [
         CheckResult("post", "version", "ok" if reached else "fail",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -45,8 +46,13 @@ def new_run(command: str, target: Target, settings: Settings, direction: str, dr
 
 
 def connect(target: Target, settings: Settings) -> tuple[psycopg.Connection, CheckResult]:
-    conn = db.connect(target.url, timeout=settings.migration_connect_timeout_seconds)
+    conn = connector(target, settings)()
     return conn, pre.connectivity(conn)
+
+
+def connector(target: Target, settings: Settings) -> Callable[[], psycopg.Connection]:
+    """Opens one more connection to the target, as the first one was opened."""
+    return functools.partial(db.connect, target.url, timeout=settings.migration_connect_timeout_seconds)
 
 
 def status_once(target: Target, settings: Settings) -> plan.Status:

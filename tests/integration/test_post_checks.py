@@ -383,3 +383,49 @@ def test_two_thousand_small_tables_are_quick(conn, pg):
     assert len(snap.counts) == 2000 and all(c.exact and c.rows == 2 for c in snap.counts.values())
     assert len(snap.indexes) == 2000
     assert elapsed < 2.0, f"snapshot of 2,000 small tables took {elapsed:.2f} s"
+
+
+class _CountingConnection(psycopg.Connection):
+    """Counts the statements it ran, so a test can tell that the helper connection really counted tables."""
+
+    statements = 0
+
+    def execute(self, *args, **kwargs):
+        self.statements += 1
+        return super().execute(*args, **kwargs)
+
+
+def test_counting_on_a_second_connection_gives_the_same_counts(conn, pg):
+    tables = post.COUNT_CHUNK * 2 + 10  # three chunks: the helper counts the middle one
+    run(conn, f"""do $$ begin for i in 1..{tables} loop
+        execute format('create table t%s (id int)', i);
+        execute format('insert into t%s select generate_series(1, %s)', i, i % 7);
+    end loop; end $$""")
+    opened: list[_CountingConnection] = []
+
+    def more() -> psycopg.Connection:
+        helper = _CountingConnection.connect(pg.url(conn.info.dbname), autocommit=True)
+        opened.append(helper)
+        return helper
+
+    alone = post.snapshot(conn)
+    together = post.snapshot(conn, connect_more=more)
+    assert together.counts == alone.counts
+    assert {key: c.rows for key, c in together.counts.items()} == {f"public.t{i}": i % 7 for i in range(1, tables + 1)}
+    assert all(c.exact for c in together.counts.values())
+    assert len(opened) == 1 and opened[0].statements >= 2 and opened[0].closed  # it counted, and was closed
+
+
+def test_counting_stays_on_one_connection_when_no_second_one_opens(conn):
+    from migrate_wrapper.errors import PreCheckFailed
+
+    run(conn, f"""do $$ begin for i in 1..{post.COUNT_CHUNK + 1} loop
+        execute format('create table t%s (id int)', i);
+        execute format('insert into t%s values (1)', i);
+    end loop; end $$""")
+
+    def refused() -> psycopg.Connection:
+        raise PreCheckFailed("connectivity", "too many connections")
+
+    snap = post.snapshot(conn, connect_more=refused)
+    assert len(snap.counts) == post.COUNT_CHUNK + 1 and all(c.exact and c.rows == 1 for c in snap.counts.values())
