@@ -139,11 +139,16 @@ def _fail(error: BaseException) -> typer.Exit:
 
 
 def edge(command):
-    """Every command's boundary: an expected failure becomes one line and its exit code, and telemetry is flushed
-    (bounded) whatever happened. functools.wraps keeps the signature Typer reads the options from."""
+    """Every command's boundary: telemetry's exporter process starts first, an expected failure becomes one line and
+    its exit code, and telemetry is flushed (bounded) whatever happened. functools.wraps keeps the signature Typer
+    reads the options from."""
 
     @functools.wraps(command)
     def run(*args, **kwargs):
+        if "log_format" in kwargs:  # the commands that log (and trace) runs: see telemetry.start_early
+            from migrate_wrapper import telemetry
+
+            telemetry.start_early(kwargs.get("env"))
         try:
             return command(*args, **kwargs)
         except typer.Exit:

@@ -7,12 +7,19 @@ the environment themselves; this module only decides whether telemetry is on at 
 bounds every export in time.
 
 Cost rules:
-- Without an endpoint (or with OTEL_SDK_DISABLED=true) `listener()` returns a plain `Listener()` and nothing from
-  `opentelemetry` is imported: every OpenTelemetry import below lives inside a function.
+- The wrapper's own process never imports `opentelemetry` for a run. The hooks below only decide the spans (names,
+  parents, attributes, times, and the random ids the log records carry) and send them as plain operations through a
+  non-blocking pipe to an exporter process forked at the start of the command (`start_early`). That process imports
+  the SDK on the other core while this one starts up, replays the operations through the SDK with the same ids
+  (telemetry_exporter.py) and exports them. Without it, the SDK's imports (~150 ms), span objects and encoding
+  would all be on the run's wall time.
+- Without an endpoint (or with OTEL_SDK_DISABLED=true) `listener()` returns a plain `Listener()`, no exporter
+  process is kept, and nothing from `opentelemetry` is imported anywhere.
 - Export never breaks or stalls a migration: spans go through a BatchSpanProcessor, metrics through a
-  PeriodicExportingMetricReader with a long interval, and `shutdown()` flushes both within one bounded budget
+  PeriodicExportingMetricReader with a long interval, and `shutdown()` has both flushed within one bounded budget
   (MIGRATE_WRAPPER_TELEMETRY_FLUSH_SECONDS, default 5 s) even when the collector is dead. Export failures become ONE
-  warning log record (event `telemetry_export_failed`); the SDK's own log records never reach stderr.
+  warning log record (event `telemetry_export_failed`), written by this process; the SDK's own log records never
+  reach stderr.
 
 Secrets: span attributes, events and messages carry no user name, password, credential-bearing URL or OTLP header
 value; every free text goes through `dburl.mask_text` together with the OTLP header values.
@@ -21,13 +28,16 @@ value; every free text goes through `dburl.mask_text` together with the OTLP hea
 from __future__ import annotations
 
 import functools
-import logging
+import json
 import os
+import pickle
+import random
 import re
+import signal
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -193,359 +203,195 @@ def safe_endpoint(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
-# -- what went wrong with an export, for one clear sentence ----------------------------------------------------------
-class _Watch:
-    """What one signal's exporter saw: the HTTP status or exception of its requests, and whether any export failed."""
-
-    def __init__(self, signal: _Signal, timeout: float) -> None:
-        self.signal = signal
-        self.timeout = timeout
-        self.failed = False
-        self.status: tuple[int, str] | None = None
-        self.error: BaseException | None = None
-        self.lock = threading.Lock()
-
-    def saw_status(self, code: int, reason: str | None) -> None:
-        with self.lock:
-            self.status, self.error = (code, reason or ""), None
-
-    def saw_error(self, error: BaseException) -> None:
-        with self.lock:
-            self.error, self.status = error, None
-
-    def export_failed(self, error: BaseException | None = None) -> None:
-        with self.lock:
-            self.failed = True
-            if error is not None:
-                self.error = error
-
-    def explain(self) -> str:
-        """Why the last export failed, in one sentence without secrets."""
-        endpoint = self.signal.safe_endpoint
-        if self.status is not None and self.status[0] >= 400:
-            code, reason = self.status
-            sentence = f"the collector at {endpoint} answered HTTP {code}{' ' + clean(reason, 80) if reason else ''}"
-            if code in (401, 403):
-                sentence += "; " + self._headers_clause()
-            return sentence
-        if self.error is not None:
-            return _explain_exception(self.error, endpoint, self.timeout)
-        grpc = _grpc_failure(_SDK_LOGS.records_since(0), self.signal.kind)
-        if grpc is not None:
-            code, details = grpc
-            return self.explain_grpc(code, details)
-        return f"export to {endpoint} failed"
-
-    def _headers_clause(self) -> str:
-        names = self.signal.header_names()
-        if not names:
-            return "no headers were sent (OTEL_EXPORTER_OTLP_HEADERS is not set)"
-        return f"headers sent (from {self.signal.headers_var}): {', '.join(names)}"
-
-    def explain_grpc(self, code: str, details: str) -> str:
-        endpoint = self.signal.safe_endpoint
-        lowered = details.lower()
-        if code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
-            return f"the collector at {endpoint} answered gRPC {code}; {self._headers_clause()}"
-        if code == "UNAVAILABLE" and "refused" in lowered:
-            return f"connection refused by {endpoint}"
-        if any(word in lowered for word in ("ssl", "tls", "handshake", "certificate")):
-            return f"TLS error talking to {endpoint}: {clean(details, 200)}"
-        if code == "DEADLINE_EXCEEDED":
-            return f"no answer from {endpoint} within {self.timeout:g}s"
-        return f"the collector at {endpoint} answered gRPC {code}: {clean(details, 200)}"
+# -- the recording side: the wrapper's own process --------------------------------------------------------------------
+# Spans are decided here (names, parents, attributes, times and ids) and sent as plain operations to the exporter
+# process, which replays them through the SDK. The wrapper itself never imports OpenTelemetry for a run: importing
+# the SDK and its HTTP stack (~150 ms), building each span and encoding it would all be on the run's own time.
+@dataclass(eq=False)
+class _Span:
+    trace_id: int
+    span_id: int
+    ended: bool = False
 
 
-def _chain(error: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    todo: list[BaseException] = [error]
-    while todo and len(seen) < 20:
-        current = todo.pop(0)
-        if any(current is s for s in seen):
-            continue
-        seen.append(current)
-        for nxt in (current.__cause__, current.__context__, getattr(current, "reason", None)):
-            if isinstance(nxt, BaseException):
-                todo.append(nxt)
-        todo.extend(a for a in current.args if isinstance(a, BaseException))
-    return seen
-
-
-def _explain_exception(error: BaseException, endpoint: str, timeout: float) -> str:
-    import ssl
-
-    chain = _chain(error)
-    names = {type(e).__name__ for e in chain}
-    if any(isinstance(e, ssl.SSLError) for e in chain) or "SSLError" in names:
-        ssl_error = next((e for e in chain if isinstance(e, ssl.SSLError)), None)
-        detail = getattr(ssl_error, "verify_message", None) or getattr(ssl_error, "reason", None) or "handshake failed"
-        return f"TLS error talking to {endpoint}: {clean(detail, 200)}"
-    if any(isinstance(e, ConnectionRefusedError) for e in chain):
-        return f"connection refused by {endpoint}"
-    if any(isinstance(e, TimeoutError) for e in chain) or any("Timeout" in n for n in names):
-        return f"no answer from {endpoint} within {timeout:g}s"
-    os_error = next((e for e in reversed(chain) if isinstance(e, OSError) and e.strerror), None)
-    if os_error is not None:
-        return f"cannot reach {endpoint}: {clean(os_error.strerror, 200)}"
-    return f"export to {endpoint} failed: {type(error).__name__}"
-
-
-def _grpc_failure(records: list[logging.LogRecord], kind: str) -> tuple[str, str] | None:
-    """(status code name, details) from the gRPC exporter's own records about `kind` (traces | metrics), if any.
-
-    The gRPC exporter keeps the RpcError to itself; its "Failed to export" and "Transient error" records name the
-    signal and carry the status code, with the error details as the last argument.
-    """
-    for record in reversed(records):
-        if not record.name.startswith("opentelemetry.exporter.otlp.proto.grpc"):
-            continue
-        args = record.args if isinstance(record.args, tuple) else ()
-        if kind not in [a for a in args if isinstance(a, str)]:
-            continue
-        code = next((a for a in args if type(a).__name__ == "StatusCode"), None)
-        if code is not None:
-            details = str(args[-1]) if args[-1] is not code else ""
-            return str(getattr(code, "name", code)), details
-    return None
-
-
-# The gRPC exporter's logger drops a record that repeats another within 20 s (its DuplicateFilter), so the traces
-# exporter's failure record is lost when the metrics exporter's said the same: a filter placed before it sees both.
-_GRPC_EXPORTER_LOGGER = "opentelemetry.exporter.otlp.proto.grpc.exporter"
-
-
-class _SdkLogSink(logging.Handler):
-    """Keeps the SDK's own log records (exporter errors, retries, tracebacks) away from stderr; they feed `explain`."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: deque[logging.LogRecord] = deque(maxlen=100)
-        self.count = 0
-        self._records_lock = threading.Lock()
-
-    def keep(self, record: logging.LogRecord) -> bool:
-        with self._records_lock:
-            self.records.append(record)
-            self.count += 1
-        return True
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.name != _GRPC_EXPORTER_LOGGER:  # those were kept by the filter already
-            self.keep(record)
-
-    def records_since(self, count: int) -> list[logging.LogRecord]:
-        with self._records_lock:
-            fresh = self.count - count
-            return list(self.records)[-fresh:] if fresh > 0 else []
-
-    def install(self) -> None:
-        sdk = logging.getLogger("opentelemetry")
-        if self not in sdk.handlers:
-            sdk.addHandler(self)
-        sdk.propagate = False  # the SDK's records (and tracebacks) never reach the root logger or stderr
-        grpc_logger = logging.getLogger(_GRPC_EXPORTER_LOGGER)
-        if self.keep not in grpc_logger.filters:
-            grpc_logger.filters.insert(0, self.keep)
-
-
-_SDK_LOGS = _SdkLogSink()
-
-
-# -- exporters -----------------------------------------------------------------------------------------------------
-def _credential_provider_set() -> bool:
-    return any(k.startswith("OTEL_PYTHON_EXPORTER_OTLP_HTTP") and k.endswith("CREDENTIAL_PROVIDER") and v
-               for k, v in os.environ.items())
-
-
-def _recording_session(watch: _Watch):
-    """A requests.Session (the HTTP exporter's public `session=` parameter) that tells `watch` what each POST saw."""
-    import requests
-
-    class RecordingSession(requests.Session):
-        def request(self, method, url, *args, **kwargs):  # noqa: ANN001, ANN202 - requests' own signature
-            try:
-                response = super().request(method, url, *args, **kwargs)
-            except Exception as exc:
-                watch.saw_error(exc)
-                raise
-            watch.saw_status(response.status_code, response.reason)
-            return response
-
-    return RecordingSession()
-
-
-def _span_exporter(signal: _Signal, watch: _Watch):
-    """The OTLP span exporter, configured from the environment by the SDK itself; only the timeout is ours."""
-    if signal.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
-
-        return GrpcSpanExporter(timeout=watch.timeout)
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-    session = None if _credential_provider_set() else _recording_session(watch)
-    return OTLPSpanExporter(timeout=watch.timeout, session=session)
-
-
-def _metric_exporter(signal: _Signal, watch: _Watch):
-    if signal.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
-
-        return GrpcMetricExporter(timeout=watch.timeout)
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-
-    session = None if _credential_provider_set() else _recording_session(watch)
-    return OTLPMetricExporter(timeout=watch.timeout, session=session)
-
-
-def _watched_span_exporter(inner, watch: _Watch):
-    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-
-    class WatchedSpanExporter(SpanExporter):
-        def export(self, spans):  # noqa: ANN001, ANN202
-            if watch.failed:  # spans go out in batches during the run: after one failure, the rest would only wait
-                return SpanExportResult.FAILURE  # as long again at exit (the warning already says spans were lost)
-            try:
-                result = inner.export(spans)
-            except Exception as exc:  # an exporter bug must not reach the batch processor's logger.exception
-                watch.export_failed(exc)
-                return SpanExportResult.FAILURE
-            if result is not SpanExportResult.SUCCESS:
-                watch.export_failed()
-            return result
-
-        def shutdown(self) -> None:
-            inner.shutdown()
-
-        def force_flush(self, timeout_millis: int = 30000) -> bool:
-            return inner.force_flush(timeout_millis)
-
-    return WatchedSpanExporter()
-
-
-def _watched_metric_exporter(inner, watch: _Watch):
-    from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
-
-    class WatchedMetricExporter(MetricExporter):
-        def __init__(self) -> None:
-            # The reader takes temporality and aggregation preferences from the exporter: keep the OTLP exporter's.
-            super().__init__(
-                preferred_temporality=getattr(inner, "_preferred_temporality", None),
-                preferred_aggregation=getattr(inner, "_preferred_aggregation", None),
-            )
-
-        def export(self, metrics_data, timeout_millis: float = 10_000, **kwargs):  # noqa: ANN001, ANN202
-            try:
-                result = inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
-            except Exception as exc:
-                watch.export_failed(exc)
-                return MetricExportResult.FAILURE
-            if result is not MetricExportResult.SUCCESS:
-                watch.export_failed()
-            return result
-
-        def force_flush(self, timeout_millis: float = 10_000) -> bool:
-            return inner.force_flush(timeout_millis=timeout_millis)
-
-        def shutdown(self, timeout_millis: float = 30_000, **kwargs) -> None:
-            inner.shutdown()
-
-    return WatchedMetricExporter()
-
-
-def _resource():
-    from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
-
-    from migrate_wrapper import __version__
-
-    # Resource.create merges OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME; ours is only the default name.
-    resource = Resource.create({SERVICE_VERSION: __version__})
-    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
-        resource = resource.merge(Resource({SERVICE_NAME: DEFAULT_SERVICE_NAME}))
-    return resource
-
-
-# -- the per-process runtime ---------------------------------------------------------------------------------------
 @dataclass
 class _RunSpans:
-    root: Any = None
-    checks: dict[str, Any] = field(default_factory=dict)  # phase → open checks span
+    root: _Span | None = None
+    checks: dict[str, _Span] = field(default_factory=dict)  # phase → open checks span
     checks_seen: dict[str, list[int]] = field(default_factory=dict)  # phase → id() of results seen via check()
     checks_rows: dict[str, int] = field(default_factory=dict)  # phase → rows changed (phases that counted rows)
-    steps: dict[tuple[str, str], Any] = field(default_factory=dict)  # (step id, direction) → open step span
+    steps: dict[tuple[str, str], _Span] = field(default_factory=dict)  # (step id, direction) → open step span
     steps_started: dict[tuple[str, str], float] = field(default_factory=dict)
-    last_closed: Any = None  # the span the current hook just ended: its log record still belongs to it
+    last_closed: _Span | None = None  # the span the current hook just ended: its log record still belongs to it
     root_events: set[str] = field(default_factory=set)
     rows_changed: int | None = None  # None: no check counted rows
 
 
-class _Runtime:
-    def __init__(self, config: _Config) -> None:
+class _Exporter:
+    """The exporter process (see telemetry_exporter.serve), fed through a pipe that never blocks the run: what the
+    pipe cannot take at once waits in `pending` for the next operation or for shutdown."""
+
+    def __init__(self, pid: int, ops_fd: int, result_fd: int) -> None:
+        self.pid, self.ops_fd, self.result_fd = pid, ops_fd, result_fd
+        self.pending = bytearray()
+        self.broken = False
+        os.set_blocking(ops_fd, False)
+
+    def send(self, op: tuple) -> None:
+        if self.broken:
+            return
+        self.pending += pickle.dumps(op, protocol=pickle.HIGHEST_PROTOCOL)
+        self._write()
+
+    def _write(self) -> bool:
+        """Write what the pipe takes now; True when nothing is left."""
+        while self.pending:
+            try:
+                written = os.write(self.ops_fd, self.pending)
+            except BlockingIOError:
+                return False
+            except OSError:  # the exporter process is gone: its absence is reported at shutdown
+                self.broken = True
+                self.pending.clear()
+                return True
+            del self.pending[:written]
+        return True
+
+    def finish(self, budget: float) -> list[str] | None:
+        """Send what is left and "shutdown", then wait for the answer; None when none came in time."""
+        import select
+
+        deadline = time.monotonic() + budget + 1.0  # the exporter's own flush is bounded by `budget`
+        self.send(("shutdown",))
+        try:
+            while not self._write():
+                if not select.select([], [self.ops_fd], [], max(0.0, deadline - time.monotonic()))[1]:
+                    return None
+            self._close("ops_fd")  # end of the operations, also for an exporter that missed "shutdown"
+            answer = b""
+            while True:
+                if not select.select([self.result_fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                    return None
+                chunk = os.read(self.result_fd, 65536)
+                if not chunk:
+                    break
+                answer += chunk
+            if not answer:
+                return ["the telemetry exporter process ended before it could export"]
+            return [str(reason) for reason in json.loads(answer.decode("utf-8"))]
+        except (OSError, ValueError):
+            return None
+        finally:
+            self.stop()
+
+    def _close(self, name: str) -> None:
+        fd = getattr(self, name)
+        if fd >= 0:
+            setattr(self, name, -1)  # never closed twice: the number may belong to another file by then
+            os.close(fd)
+
+    def stop(self) -> None:
+        self._close("ops_fd")
+        self._close("result_fd")
+        try:
+            os.kill(self.pid, signal.SIGKILL)  # gone already after answering; else it stops waiting now
+            os.waitpid(self.pid, 0)
+        except (ProcessLookupError, ChildProcessError, OSError):
+            pass
+
+
+def _fork_exporter() -> _Exporter | None:
+    """The exporter process, forked from this one: it starts importing the SDK at once, on the other core."""
+    if not hasattr(os, "fork"):
+        return None
+    ops_read, ops_write = os.pipe()
+    result_read, result_write = os.pipe()
+    parent = os.getpid()
+    try:
+        pid = os.fork()
+    except OSError:
+        for fd in (ops_read, ops_write, result_read, result_write):
+            os.close(fd)
+        return None
+    if pid == 0:  # the exporter process: never returns into the wrapper's code
+        try:
+            _become_exporter(parent, keep=(ops_read, result_write))
+            from migrate_wrapper import telemetry_exporter
+
+            telemetry_exporter.serve(ops_read, result_write)
+        finally:
+            os._exit(0)
+    os.close(ops_read)
+    os.close(result_write)
+    return _Exporter(pid, ops_write, result_read)
+
+
+def _become_exporter(parent: int, keep: tuple[int, ...]) -> None:
+    """In the forked child: no terminal signals (the wrapper decides when to flush), killed with the wrapper, and
+    none of the wrapper's files: a pipe reader waiting for the wrapper's stdout to close must not wait for us."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the wrapper died before the line above took effect
+        os._exit(0)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    low = 3
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, max(low, os.sysconf("SC_OPEN_MAX")))
+
+
+_exporter: _Exporter | None = None
+_recorder: _Recorder | None = None
+_lock = threading.Lock()
+
+
+def _telemetry_likely(env_file: Path | None) -> bool:
+    """Whether an endpoint is (probably) configured, from the environment and the --env file's text alone."""
+    if _env("OTEL_SDK_DISABLED").lower() == "true":
+        return False
+    names = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+    if any(_env(name) for name in names):
+        return True
+    try:
+        return env_file is not None and "OTEL_EXPORTER_OTLP_" in env_file.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+
+
+def start_early(env_file: Path | None) -> None:
+    """Fork the exporter process before the settings are loaded, when telemetry is likely: it then imports the SDK
+    while this process imports pydantic and psycopg. `listener()` configures it, or lets it go."""
+    global _exporter
+    with _lock:
+        if _exporter is None and _recorder is None and _telemetry_likely(env_file):
+            _exporter = _fork_exporter()
+
+
+class _Recorder:
+    def __init__(self, config: _Config, exporter: _Exporter | None) -> None:
         self.config = config
+        self.exporter = exporter
         self.budget = flush_seconds()
-        self.watches: list[_Watch] = []
+        self.traces = config.traces is not None
         self.problems: list[str] = list(config.problems)
         self.runs: dict[str, _RunSpans] = {}
         self.last_run: RunInfo | None = None
         self.closed = False
-        self.tracer_provider = self.tracer = None
-        self.meter_provider = None
-        self.instruments: dict[str, Any] = {}
-        _SDK_LOGS.install()
-        resource = _resource()
-        if config.traces is not None:
-            self._start_traces(config.traces, resource)
-        if config.metrics is not None:
-            self._start_metrics(config.metrics, resource)
+        self._random = random.Random()
 
-    def _start_traces(self, signal: _Signal, resource) -> None:
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    def send(self, op: tuple) -> None:
+        if self.exporter is not None:
+            self.exporter.send(op)
 
-        from migrate_wrapper import __version__
-
-        watch = _Watch(signal, _export_timeout("traces", self.budget))
-        exporter = _watched_span_exporter(_span_exporter(signal, watch), watch)
-        provider = TracerProvider(resource=resource, shutdown_on_exit=False)  # shutdown() is ours, and bounded
-        # The SDK's 5 s default delay would leave every span of a short run to the final flush, on the run's wall
-        # time; exported every half second they go out while golang-migrate works. OTEL_BSP_SCHEDULE_DELAY still wins.
-        delay = None if _env("OTEL_BSP_SCHEDULE_DELAY") else EXPORT_DELAY_MS
-        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=delay))
-        self.watches.append(watch)
-        self.tracer_provider = provider
-        self.tracer = provider.get_tracer(SCOPE_NAME, __version__)
-
-    def _start_metrics(self, signal: _Signal, resource) -> None:
-        from opentelemetry.sdk.metrics import MeterProvider
-        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-
-        from migrate_wrapper import __version__
-
-        watch = _Watch(signal, _export_timeout("metrics", self.budget))
-        exporter = _watched_metric_exporter(_metric_exporter(signal, watch), watch)
-        # A CLI run is short: one export, by the final collection in shutdown(); the interval only guards long runs.
-        reader = PeriodicExportingMetricReader(exporter, export_interval_millis=15 * 60_000)
-        provider = MeterProvider(metric_readers=[reader], resource=resource, shutdown_on_exit=False)
-        self.watches.append(watch)
-        self.meter_provider = provider
-        meter = provider.get_meter(SCOPE_NAME, __version__)
-
-        def histogram(name: str, description: str):
-            try:
-                return meter.create_histogram(name, unit="ms", description=description,
-                                              explicit_bucket_boundaries_advisory=_MS_BUCKETS)
-            except TypeError:  # an SDK without bucket advice
-                return meter.create_histogram(name, unit="ms", description=description)
-
-        self.instruments = {
-            "run_duration": histogram("migration.run.duration", "Wall time of one migrate-wrapper run"),
-            "step_duration": histogram("migration.step.duration", "golang-migrate's time for one migration step"),
-            "runs": meter.create_counter("migration.runs", unit="{run}", description="Runs by outcome"),
-            "rows_changed": meter.create_counter(
-                "migration.rows_changed", unit="{row}", description="Rows changed, as the post-checks counted them"
-            ),
-        }
-
-    # -- spans ---------------------------------------------------------------------------------------------------
     def spans(self, run: RunInfo) -> _RunSpans:
         self.last_run = run
         state = self.runs.get(run.run_id)
@@ -553,29 +399,47 @@ class _Runtime:
             state = self.runs[run.run_id] = _RunSpans()
         return state
 
-    def ensure_root(self, run: RunInfo, state: _RunSpans):
-        if state.root is None and self.tracer is not None:
-            from opentelemetry.context import Context
+    def _new_id(self, bits: int) -> int:
+        while True:  # zero is the invalid id
+            value = self._random.getrandbits(bits)
+            if value:
+                return value
 
+    def start(self, name: str, parent: _Span | None, attributes: dict, start_ns: int | None = None) -> _Span:
+        span = _Span(parent.trace_id if parent is not None else self._new_id(128), self._new_id(64))
+        self.send(("span", span.span_id, parent.span_id if parent is not None else None, name, attributes,
+                   time.time_ns() if start_ns is None else start_ns, span.trace_id))
+        return span
+
+    def set(self, span: _Span, attributes: dict) -> None:
+        self.send(("set", span.span_id, attributes))
+
+    def event(self, span: _Span, name: str, attributes: dict) -> None:
+        self.send(("event", span.span_id, name, attributes, time.time_ns()))
+
+    def status(self, span: _Span, ok: bool, message: str = "") -> None:
+        self.send(("status", span.span_id, ok, message))
+
+    def end(self, span: _Span) -> None:
+        if not span.ended:
+            span.ended = True
+            self.send(("end", span.span_id, time.time_ns()))
+
+    def ensure_root(self, run: RunInfo, state: _RunSpans) -> _Span | None:
+        if state.root is None and self.traces:
             started_ns = time.time_ns() - int(run.elapsed_ms() * 1_000_000)  # the run began before connecting
-            state.root = self.tracer.start_span(
-                f"migration.{run.command}",
-                context=Context(),  # a new trace for every run, whatever is current
-                attributes={**_run_attributes(run), "migration.command": run.command, "migration.run_id": run.run_id},
-                start_time=started_ns,
+            state.root = self.start(
+                f"migration.{run.command}", None,
+                {**_run_attributes(run), "migration.command": run.command, "migration.run_id": run.run_id},
+                start_ns=started_ns,
             )
-            run.trace_id = format(state.root.get_span_context().trace_id, "032x")
+            run.trace_id = format(state.root.trace_id, "032x")
         return state.root
 
-    def child(self, run: RunInfo, state: _RunSpans, name: str, attributes: dict, start_time: int | None = None):
+    def child(self, run: RunInfo, state: _RunSpans, name: str, attributes: dict,
+              start_ns: int | None = None) -> _Span | None:
         root = self.ensure_root(run, state)
-        if root is None:
-            return None
-        from opentelemetry import trace
-
-        return self.tracer.start_span(
-            name, context=trace.set_span_in_context(root), attributes=attributes, start_time=start_time
-        )
+        return None if root is None else self.start(name, root, attributes, start_ns)
 
     def metric_attributes(self, run: RunInfo) -> dict[str, str]:
         return {
@@ -586,9 +450,8 @@ class _Runtime:
         }
 
     def record(self, instrument: str, value: float, attributes: dict) -> None:
-        if instrument in self.instruments:
-            target = self.instruments[instrument]
-            (target.add if instrument in ("runs", "rows_changed") else target.record)(value, attributes)
+        if self.config.metrics is not None:
+            self.send(("metric", instrument, value, attributes))
 
 
 _RUN_ATTRIBUTES: dict[str, dict[str, Any]] = {}  # run id → its attributes, built once (a span per step reuses them)
@@ -660,24 +523,20 @@ def _rows_changed(result: CheckResult, deltas: list[tuple[str, int, dict[str, An
     return sum(abs(delta) for _, delta, extra in deltas if not extra.get("migration.rows.partitioned"))
 
 
-_runtime: _Runtime | None = None
-_runtime_lock = threading.Lock()
-
-
 def _hook(method):
     """Every hook: never raises (telemetry must not break a run); clears the span the previous hook just closed."""
 
     @functools.wraps(method)
     def guarded(self, run: RunInfo, *args: object, **kwargs: object) -> None:
-        runtime = _runtime
-        if runtime is None or runtime.closed:
+        recorder = _recorder
+        if recorder is None or recorder.closed:
             return
         try:
-            state = runtime.spans(run)
+            state = recorder.spans(run)
             state.last_closed = None
-            method(self, runtime, run, state, *args, **kwargs)
+            method(self, recorder, run, state, *args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - reported once, at shutdown
-            runtime.problems.append(f"{type(exc).__name__} in the {method.__name__} hook")
+            recorder.problems.append(f"{type(exc).__name__} in the {method.__name__} hook")
 
     return guarded
 
@@ -687,25 +546,25 @@ class TelemetryListener(Listener):
     ids the log records carry (see `current_ids`)."""
 
     @_hook
-    def run_started(self, rt: _Runtime, run: RunInfo, state: _RunSpans, plan: list[str]) -> None:
-        root = rt.ensure_root(run, state)
+    def run_started(self, rec: _Recorder, run: RunInfo, state: _RunSpans, plan: list[str]) -> None:
+        root = rec.ensure_root(run, state)
         if root is None:
             return
-        root.set_attribute("migration.version", run.target or "none")
-        root.set_attribute("migration.steps_planned", len(plan))
+        attributes: dict[str, Any] = {"migration.version": run.target or "none", "migration.steps_planned": len(plan)}
         if plan:
-            root.set_attribute("migration.plan", [str(p) for p in plan[:200]])
+            attributes["migration.plan"] = [str(p) for p in plan[:200]]
         if run.from_version:
-            root.set_attribute("migration.from_version", run.from_version)
+            attributes["migration.from_version"] = run.from_version
+        rec.set(root, attributes)
 
     @_hook
-    def checks_started(self, rt: _Runtime, run: RunInfo, state: _RunSpans, phase: str) -> None:
-        self._checks_span(rt, run, state, phase)
+    def checks_started(self, rec: _Recorder, run: RunInfo, state: _RunSpans, phase: str) -> None:
+        self._checks_span(rec, run, state, phase)
 
-    def _checks_span(self, rt: _Runtime, run: RunInfo, state: _RunSpans, phase: str):
+    def _checks_span(self, rec: _Recorder, run: RunInfo, state: _RunSpans, phase: str) -> _Span | None:
         span = state.checks.get(phase)
         if span is None:
-            span = rt.child(run, state, f"migration.{phase}_checks", {
+            span = rec.child(run, state, f"migration.{phase}_checks", {
                 "migration.check.phase": phase,
                 "migration.component": run.component,
                 "migration.direction": run.direction,
@@ -715,14 +574,14 @@ class TelemetryListener(Listener):
         return span
 
     @_hook
-    def check(self, rt: _Runtime, run: RunInfo, state: _RunSpans, result: CheckResult) -> None:
-        self._check(rt, run, state, result)
+    def check(self, rec: _Recorder, run: RunInfo, state: _RunSpans, result: CheckResult) -> None:
+        self._check(rec, run, state, result)
 
-    def _check(self, rt: _Runtime, run: RunInfo, state: _RunSpans, result: CheckResult) -> None:
+    def _check(self, rec: _Recorder, run: RunInfo, state: _RunSpans, result: CheckResult) -> None:
         state.checks_seen.setdefault(result.phase, []).append(id(result))
-        span = self._checks_span(rt, run, state, result.phase)
+        span = self._checks_span(rec, run, state, result.phase)
         if span is not None:
-            span.add_event("migration.check", {
+            rec.event(span, "migration.check", {
                 "migration.check.name": result.name,
                 "migration.check.phase": result.phase,
                 "migration.check.status": result.status,
@@ -731,7 +590,7 @@ class TelemetryListener(Listener):
         deltas = _deltas(result)
         for table, delta, extra in deltas:
             if span is not None:
-                span.add_event("migration.rows_changed", {
+                rec.event(span, "migration.rows_changed", {
                     "db.collection.name": clean(table, 255),
                     "migration.rows_delta": delta,
                     "migration.check.name": result.name,
@@ -741,53 +600,50 @@ class TelemetryListener(Listener):
             changed = _rows_changed(result, deltas)
             state.checks_rows[result.phase] = state.checks_rows.get(result.phase, 0) + changed
             state.rows_changed = (state.rows_changed or 0) + changed
-            rt.record("rows_changed", changed, rt.metric_attributes(run))
+            rec.record("rows_changed", changed, rec.metric_attributes(run))
 
     @_hook
-    def checks_finished(self, rt: _Runtime, run: RunInfo, state: _RunSpans, phase: str,
+    def checks_finished(self, rec: _Recorder, run: RunInfo, state: _RunSpans, phase: str,
                         results: list[CheckResult]) -> None:
         seen = state.checks_seen.pop(phase, [])
         for result in results:
             if id(result) not in seen:  # reported only at the end: count it once here
-                self._check(rt, run, state, result)
+                self._check(rec, run, state, result)
         state.checks_seen.pop(phase, None)
         span = state.checks.pop(phase, None)
         if span is None:
             return
-        from opentelemetry.trace import Status, StatusCode
-
         counts = {s: sum(1 for r in results if r.status == s) for s in ("ok", "warn", "fail")}
         worst = "fail" if counts["fail"] else "warn" if counts["warn"] else "ok"
-        span.set_attribute("migration.check.result", worst)
+        attributes: dict[str, Any] = {"migration.check.result": worst}
         for status, count in counts.items():
-            span.set_attribute(f"migration.checks.{status}", count)
+            attributes[f"migration.checks.{status}"] = count
         if phase in state.checks_rows:
-            span.set_attribute("migration.rows_changed", state.checks_rows[phase])
+            attributes["migration.rows_changed"] = state.checks_rows[phase]
+        rec.set(span, attributes)
         failed = next((r for r in results if r.status == "fail"), None)
         if failed is not None:
-            span.set_status(Status(StatusCode.ERROR, clean(f"{failed.name}: {failed.reason}", 255)))
-        span.end()
+            rec.status(span, False, clean(f"{failed.name}: {failed.reason}", 255))
+        rec.end(span)
         state.last_closed = span
 
     @_hook
-    def step_started(self, rt: _Runtime, run: RunInfo, state: _RunSpans, step: StepInfo) -> None:
+    def step_started(self, rec: _Recorder, run: RunInfo, state: _RunSpans, step: StepInfo) -> None:
         key = (step.id, step.direction)
         abandoned = state.steps.pop(key, None)
         if abandoned is not None:  # started again without finishing: that attempt failed (e.g. a lock timeout)
-            from opentelemetry.trace import Status, StatusCode
-
             started = state.steps_started.pop(key, None)
             if started is not None:
-                abandoned.set_attribute("migration.duration_ms", round((time.monotonic() - started) * 1000.0, 3))
-            abandoned.set_status(Status(StatusCode.ERROR, "did not finish; started again"))
-            abandoned.end()
-        span = rt.child(run, state, "migration.step", _step_attributes(run, step))
+                rec.set(abandoned, {"migration.duration_ms": round((time.monotonic() - started) * 1000.0, 3)})
+            rec.status(abandoned, False, "did not finish; started again")
+            rec.end(abandoned)
+        span = rec.child(run, state, "migration.step", _step_attributes(run, step))
         if span is not None:
             state.steps[key] = span
         state.steps_started[key] = time.monotonic()
 
     @_hook
-    def step_finished(self, rt: _Runtime, run: RunInfo, state: _RunSpans, step: StepInfo) -> None:
+    def step_finished(self, rec: _Recorder, run: RunInfo, state: _RunSpans, step: StepInfo) -> None:
         key = (step.id, step.direction)
         started = state.steps_started.pop(key, None)
         measured = (time.monotonic() - started) * 1000.0 if started is not None else None
@@ -795,23 +651,23 @@ class TelemetryListener(Listener):
         span = state.steps.pop(key, None)
         if span is None:  # a finish without a start: the span still belongs in the trace
             start_ns = time.time_ns() - int((duration or 0.0) * 1_000_000)
-            span = rt.child(run, state, "migration.step", _step_attributes(run, step), start_time=start_ns)
+            span = rec.child(run, state, "migration.step", _step_attributes(run, step), start_ns=start_ns)
         if span is not None:
-            span.set_attribute("migration.duration_ms", round(duration or 0.0, 3))
-            span.end()
+            rec.set(span, {"migration.duration_ms": round(duration or 0.0, 3)})
+            rec.end(span)
             state.last_closed = span
         if duration is not None:
-            rt.record("step_duration", duration, rt.metric_attributes(run) | {"migration.direction": step.direction})
+            rec.record("step_duration", duration, rec.metric_attributes(run) | {"migration.direction": step.direction})
 
     @_hook
-    def output(self, rt: _Runtime, run: RunInfo, state: _RunSpans, line: str) -> None:
+    def output(self, rec: _Recorder, run: RunInfo, state: _RunSpans, line: str) -> None:
         return None  # golang-migrate's lines go to the log, not to spans; the hook only clears `last_closed`
 
     @_hook
-    def note(self, rt: _Runtime, run: RunInfo, state: _RunSpans, event: str, message: str, **data: object) -> None:
+    def note(self, rec: _Recorder, run: RunInfo, state: _RunSpans, event: str, message: str, **data: object) -> None:
         if event not in ROOT_NOTE_EVENTS:
             return
-        root = rt.ensure_root(run, state)
+        root = rec.ensure_root(run, state)
         if root is None:
             return
         attributes: dict[str, Any] = {"migration.message": clean(message)}
@@ -819,53 +675,51 @@ class TelemetryListener(Listener):
             converted = _attribute_value(value)
             if converted is not None:
                 attributes[key if "." in key else f"migration.{key}"] = converted
-        root.add_event(event, attributes)
+        rec.event(root, event, attributes)
         state.root_events.add(event)
 
     @_hook
-    def run_finished(self, rt: _Runtime, run: RunInfo, state: _RunSpans, outcome: str,
+    def run_finished(self, rec: _Recorder, run: RunInfo, state: _RunSpans, outcome: str,
                      error: BaseException | None) -> None:
         duration = run.elapsed_ms()
-        metric_attributes = rt.metric_attributes(run) | {"migration.outcome": OUTCOME_METRIC.get(outcome, "failed")}
-        rt.record("run_duration", duration, metric_attributes)
-        rt.record("runs", 1, metric_attributes)
-        root = rt.ensure_root(run, state)  # also when run_started never came (e.g. no connection)
+        metric_attributes = rec.metric_attributes(run) | {"migration.outcome": OUTCOME_METRIC.get(outcome, "failed")}
+        rec.record("run_duration", duration, metric_attributes)
+        rec.record("runs", 1, metric_attributes)
+        root = rec.ensure_root(run, state)  # also when run_started never came (e.g. no connection)
         if root is None:
             return
-        from opentelemetry.trace import Status, StatusCode
-
         message = clean(error) if error is not None else ""
         for key, span in list(state.steps.items()):  # a step that never finished is the one that failed
             if error is not None:
-                span.set_status(Status(StatusCode.ERROR, message[:255]))
+                rec.status(span, False, message[:255])
             started = state.steps_started.pop(key, None)
             if started is not None:
-                span.set_attribute("migration.duration_ms", round((time.monotonic() - started) * 1000.0, 3))
-            span.end()
+                rec.set(span, {"migration.duration_ms": round((time.monotonic() - started) * 1000.0, 3)})
+            rec.end(span)
         state.steps.clear()
         for span in list(state.checks.values()):
-            span.end()
+            rec.end(span)
         state.checks.clear()
 
-        root.set_attribute("migration.version", run.target or "none")
-        root.set_attribute("migration.outcome", outcome)
-        root.set_attribute("migration.duration_ms", round(duration, 3))
+        attributes: dict[str, Any] = {"migration.version": run.target or "none", "migration.outcome": outcome,
+                                      "migration.duration_ms": round(duration, 3)}
         if state.rows_changed is not None:
-            root.set_attribute("migration.rows_changed", state.rows_changed)
+            attributes["migration.rows_changed"] = state.rows_changed
+        rec.set(root, attributes)
         if error is not None:
-            for name, attributes in _error_events(error):
+            for name, event_attributes in _error_events(error):
                 if name not in state.root_events:
-                    root.add_event(name, attributes)
+                    rec.event(root, name, event_attributes)
                     state.root_events.add(name)
-            root.add_event("exception", {
+            rec.event(root, "exception", {
                 "exception.type": type(error).__name__,
                 "exception.message": message,
                 "exception.escaped": True,
             })
-            root.set_status(Status(StatusCode.ERROR, message[:255]))
+            rec.status(root, False, message[:255])
         else:
-            root.set_status(Status(StatusCode.OK))
-        root.end()
+            rec.status(root, True)
+        rec.end(root)
         state.last_closed = root
 
 
@@ -892,23 +746,28 @@ def _error_events(error: BaseException) -> list[tuple[str, dict[str, Any]]]:
     return []
 
 
-# -- the module's four entry points ----------------------------------------------------------------------------------
+# -- the module's entry points ---------------------------------------------------------------------------------------
 def listener() -> Listener:
-    """The tracer, or a plain no-op Listener when no endpoint is configured (then nothing of OTel is imported)."""
-    global _runtime
+    """The tracer, or a plain no-op Listener when no endpoint is configured (then nothing of OTel is imported, and an
+    exporter process forked early by `start_early` is let go)."""
+    global _exporter, _recorder
     config = _config()
-    if config.disabled or (config.traces is None and config.metrics is None):
-        if config.problems:
-            _warn(f"telemetry is off: {'; '.join(config.problems)}", reason="; ".join(config.problems))
-        return Listener()
-    with _runtime_lock:
-        if _runtime is None:
-            try:
-                _runtime = _Runtime(config)
-            except Exception as exc:  # noqa: BLE001 - a broken exporter set-up must not stop the migration
-                reason = f"telemetry set-up failed: {type(exc).__name__}: {clean(exc, 300)}"
-                _warn(f"telemetry is off for this run: {reason}", reason=reason)
-                return Listener()
+    with _lock:
+        if config.disabled or (config.traces is None and config.metrics is None):
+            if _exporter is not None:
+                _exporter.stop()
+                _exporter = None
+            if config.problems:
+                _warn(f"telemetry is off: {'; '.join(config.problems)}", reason="; ".join(config.problems))
+            return Listener()
+        if _recorder is None:
+            exporter = _exporter if _exporter is not None else _fork_exporter()
+            _exporter = None
+            _recorder = _Recorder(config, exporter)
+            if exporter is None:
+                _recorder.problems.append("telemetry is off for this run: cannot start the exporter process")
+            else:  # the environment as the settings left it: the --env file's OTEL_* variables are in it by now
+                exporter.send(("config", dict(os.environ)))
     return TelemetryListener()
 
 
@@ -916,8 +775,8 @@ def current_ids(run: RunInfo) -> tuple[str | None, str | None]:
     """(trace id, span id) in hex of the span a log record about `run` belongs to: the step span during a step, else
     the open checks span, else the root. The hook that ends a span still gets that span's ids (the tracer runs
     first), so "step finished" and "run finished" records carry the step's and the root's ids."""
-    runtime = _runtime
-    state = runtime.runs.get(run.run_id) if runtime is not None else None
+    recorder = _recorder
+    state = recorder.runs.get(run.run_id) if recorder is not None else None
     if state is None:
         return run.trace_id, None
     # Log records may come from another thread (progress ticks): list() copies a dict's values atomically.
@@ -927,59 +786,28 @@ def current_ids(run: RunInfo) -> tuple[str | None, str | None]:
         span = steps[-1] if steps else checks[-1] if checks else state.root
     if span is None:
         return run.trace_id, None
-    context = span.get_span_context()
-    return format(context.trace_id, "032x"), format(context.span_id, "016x")
+    return format(span.trace_id, "032x"), format(span.span_id, "016x")
 
 
 def shutdown() -> None:
-    """Export what is left, within the flush budget even when the collector is dead; report a failure once."""
-    runtime = _runtime
-    if runtime is None or runtime.closed:
+    """Have the exporter process export what is left, within the flush budget even when the collector is dead; report
+    a failure once."""
+    recorder = _recorder
+    if recorder is None or recorder.closed:
         return
-    runtime.closed = True
-    deadline = time.monotonic() + runtime.budget
-    failures: list[str] = []
-
-    def quietly(name: str, work) -> None:  # noqa: ANN001
-        try:
-            work()
-        except Exception as exc:  # noqa: BLE001
-            failures.append(f"{name}: {type(exc).__name__}")
-
-    def flush_traces() -> None:
-        for state in runtime.runs.values():  # a run whose run_finished never came still ends its spans
-            for span in [*state.steps.values(), *state.checks.values(), state.root]:
-                if span is not None and span.is_recording():
-                    span.end()
-        runtime.tracer_provider.force_flush(int(runtime.budget * 1000))
-        runtime.tracer_provider.shutdown()
-
-    def flush_metrics() -> None:
-        # The reader's last collection exports once; a force_flush before it would export the same points twice.
-        runtime.meter_provider.shutdown(timeout_millis=runtime.budget * 1000)
-
-    # Both signals at once, each on a daemon thread: the process never waits beyond the budget for either.
-    threads = []
-    if runtime.tracer_provider is not None:
-        threads.append(threading.Thread(target=quietly, args=("traces", flush_traces), name="telemetry-flush-traces",
-                                        daemon=True))
-    if runtime.meter_provider is not None:
-        threads.append(threading.Thread(target=quietly, args=("metrics", flush_metrics),
-                                        name="telemetry-flush-metrics", daemon=True))
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    late = [t.name.removeprefix("telemetry-flush-") for t in threads if t.is_alive()]
-
-    reasons = [f"{w.signal.kind}: {w.explain()}" for w in runtime.watches if w.failed]
-    if late:
-        reasons.append(f"{' and '.join(late)} not exported within {runtime.budget:g}s")
-    reasons += failures + runtime.problems
+    recorder.closed = True
+    reasons: list[str] = []
+    if recorder.exporter is not None:
+        answer = recorder.exporter.finish(recorder.budget)
+        if answer is None:
+            reasons.append(f"traces and metrics not exported within {recorder.budget:g}s")
+        reasons += answer or []
+    reasons += recorder.problems
     if reasons:
         reason = "; ".join(dict.fromkeys(reasons))
-        _warn(f"telemetry export failed: {reason}", reason=reason, run=runtime.last_run,
-              endpoint=", ".join(sorted({w.signal.safe_endpoint for w in runtime.watches})))
+        signals = [s for s in (recorder.config.traces, recorder.config.metrics) if s is not None]
+        _warn(f"telemetry export failed: {reason}", reason=reason, run=recorder.last_run,
+              endpoint=", ".join(sorted({s.safe_endpoint for s in signals})))
 
 
 def _warn(message: str, *, reason: str, run: RunInfo | None = None, endpoint: str | None = None) -> None:
@@ -1019,14 +847,15 @@ def check() -> str:
             hint="set OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) in the --env file or the "
             "environment",
         )
-    _SDK_LOGS.install()
     from opentelemetry.context import Context
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExportResult
     from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
     from migrate_wrapper import __version__
+    from migrate_wrapper.telemetry_exporter import _SDK_LOGS, _grpc_failure, _resource, _span_exporter, _Watch
 
+    _SDK_LOGS.install()
     budget = flush_seconds()
     watch = _Watch(signal, _export_timeout("traces", budget))
     try:

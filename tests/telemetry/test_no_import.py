@@ -51,3 +51,14 @@ def test_with_an_endpoint_it_is_imported(tmp_path, receiver):
     report = loaded_modules(tmp_path, ["telemetry-check"], {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url})
     assert report["code"] in (0, None)
     assert "opentelemetry.sdk.trace" in report["loaded"]
+
+
+@pytest.mark.integration
+def test_with_an_endpoint_a_run_exports_from_its_exporter_process_only(dbs, tmp_path, receiver):
+    """Telemetry on: the spans arrive, yet the wrapper's own process imported no OpenTelemetry (its forked exporter
+    process did), so the SDK's start-up is off the run's wall time."""
+    report = loaded_modules(tmp_path, ["status", "-c", "operational", "--env", str(dbs.env_file)],
+                            {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url})
+    assert report["code"] in (0, None)
+    assert report["loaded"] == []
+    assert [s.name for s in receiver.spans()] == ["migration.status"]
