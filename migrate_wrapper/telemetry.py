@@ -534,7 +534,7 @@ def _hook(method):
     """Every hook: never raises (telemetry must not break a run); clears the span the previous hook just closed."""
 
     @functools.wraps(method)
-    def guarded(self, run: RunInfo, *args: object, **kwargs: object) -> None:
+    def guarded(self, run: RunInfo, /, *args: object, **kwargs: object) -> None:  # data may be named run or state
         recorder = _recorder
         if recorder is None or recorder.closed:
             return
@@ -671,7 +671,8 @@ class TelemetryListener(Listener):
         return None  # golang-migrate's lines go to the log, not to spans; the hook only clears `last_closed`
 
     @_hook
-    def note(self, rec: _Recorder, run: RunInfo, state: _RunSpans, event: str, message: str, **data: object) -> None:
+    def note(self, rec: _Recorder, run: RunInfo, state: _RunSpans, event: str, message: str, /,
+             **data: object) -> None:
         if event not in ROOT_NOTE_EVENTS:
             return
         root = rec.ensure_root(run, state)

@@ -12,6 +12,7 @@ from migrate_wrapper import db, plan, runner
 from migrate_wrapper.checks import pre
 from migrate_wrapper.errors import (
     ApprovalMissing,
+    Interrupted,
     MigrationFailed,
     PreCheckFailed,
     UsageError,
@@ -125,6 +126,8 @@ def outcome_of(error: BaseException | None) -> str:
         return "guardrail"
     if isinstance(error, (ApprovalMissing, UsageError)):
         return "refused"
+    if isinstance(error, Interrupted):  # Ctrl-C or SIGTERM, reported by the stop sequence (exit 130)
+        return "interrupted"
     if isinstance(error, WrapperError):
         return "failed"
     return "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
