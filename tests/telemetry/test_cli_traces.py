@@ -7,7 +7,7 @@ import json
 import pytest
 
 from migrate_wrapper import __version__, ledger
-from tests.conftest import run_cli
+from tests.conftest import migration_files, run_cli
 from tests.telemetry.conftest import OTLP_SECRET, assert_no_secrets, json_records, otel_env
 
 pytestmark = pytest.mark.integration
@@ -243,12 +243,10 @@ def test_post_check_row_deltas_through_the_cli(migrate_bin, dbs, project, receiv
 def test_finished_steps_are_exported_while_golang_migrate_works(migrate_bin, dbs, project, receiver):
     """With the SDK's 5 s default batch delay, every span of a short run waited for the exit (on the operator's wall
     time); the wrapper exports every half second, so a finished step leaves while the next one still runs."""
-    root_dir = project({"operational": {
-        "202611010900_first.up.sql": "create table first_step (id int);\n",
-        "202611010900_first.down.sql": "drop table first_step;\n",
-        "202611020900_slow.up.sql": "select pg_sleep(2);\n",
-        "202611020900_slow.down.sql": "select 1;\n",
-    }})
+    root_dir = project({"operational": migration_files(
+        ("202611010900_first", "create table first_step (id int);\n", "drop table first_step;\n"),
+        ("202611020900_slow", "select pg_sleep(2);\n", "select 1;\n"),
+    )})
     result = run_cli("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes", root=root_dir,
                      env=otel_env(receiver.url))
     assert result.returncode == 0, result.output
