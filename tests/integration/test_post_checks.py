@@ -368,7 +368,8 @@ def test_added_and_removed_columns_and_indexes_on_existing_tables(conn):
 # --- scale ------------------------------------------------------------------------------------
 
 
-def test_two_thousand_small_tables_are_quick(conn, pg):
+def test_two_thousand_small_tables_are_all_counted_exactly(conn, pg):
+    """Correctness at a size where counting is batched; how fast it is lives in bench/ (benchmark 3), not here."""
     for start in range(1, 2001, 250):
         run(conn, f"""do $$ begin for i in {start}..{start + 249} loop
             execute format('create table t%s (id int primary key, note text)', i);
@@ -376,13 +377,9 @@ def test_two_thousand_small_tables_are_quick(conn, pg):
         end loop; end $$""")
     # A new session, with nothing cached about these tables, as after a real run.
     with psycopg.connect(pg.url(conn.info.dbname), autocommit=True) as fresh:
-        started = time.perf_counter()
         snap = post.snapshot(fresh)
-        elapsed = time.perf_counter() - started
-    print(f"\nsnapshot of 2,000 small tables: {elapsed * 1000:.0f} ms")
     assert len(snap.counts) == 2000 and all(c.exact and c.rows == 2 for c in snap.counts.values())
     assert len(snap.indexes) == 2000
-    assert elapsed < 2.0, f"snapshot of 2,000 small tables took {elapsed:.2f} s"
 
 
 class _CountingConnection(psycopg.Connection):
