@@ -41,7 +41,7 @@ class FileInfo:
     tables: dict[str, str] = field(default_factory=dict)  # "schema.table" or "table" → strongest lock mode
     statements: int = 0
     transaction_control: bool = False  # its own BEGIN/COMMIT: not one atomic unit
-    concurrently: bool = False  # CREATE/DROP INDEX CONCURRENTLY: cannot run in golang-migrate's implicit transaction
+    concurrently: bool = False  # … CONCURRENTLY (index, reindex, detach): cannot run in a transaction
     parse_error: str | None = None
 
     @property
@@ -70,7 +70,7 @@ def _tables_visitor():
 
 
 def analyse(sql_text: str) -> FileInfo:
-    from pglast import ast, parse_sql
+    from pglast import ast, enums, parse_sql
     from pglast.parser import ParseError
 
     Tables = _tables_visitor()
@@ -87,6 +87,7 @@ def analyse(sql_text: str) -> FileInfo:
     for raw in statements:
         stmt = raw.stmt
         info.statements += 1
+        info.concurrently |= _cannot_run_in_transaction(stmt, ast, enums.AlterTableType)
         collector = Tables()
         collector(stmt)
         main: str | None = None
@@ -94,10 +95,9 @@ def analyse(sql_text: str) -> FileInfo:
         if isinstance(stmt, ast.TransactionStmt):
             info.transaction_control = True
         elif isinstance(stmt, ast.IndexStmt):
-            info.concurrently |= bool(stmt.concurrent)
             main, mode = _name(stmt.relation), SHARE_UPDATE_EXCLUSIVE if stmt.concurrent else SHARE
         elif isinstance(stmt, ast.DropStmt) and stmt.concurrent:
-            info.concurrently = True
+            pass  # DROP INDEX CONCURRENTLY takes no lock that blocks writes
         elif isinstance(stmt, (ast.AlterTableStmt, ast.RenameStmt)) and getattr(stmt, "relation", None) is not None:
             main, mode = _name(stmt.relation), ACCESS_EXCLUSIVE
         elif isinstance(stmt, ast.DropStmt) or isinstance(stmt, ast.TruncateStmt):

@@ -383,3 +383,18 @@ def test_report_document_shape_and_order():
 
 def test_warnings_alone_are_ok():
     assert Report([], Base(None, None), findings=[Finding(WARNING, "x", "y")]).ok
+
+
+@pytest.mark.parametrize("sql, atomic", [
+    ("CREATE INDEX i ON t (a);", True),
+    ("CREATE INDEX CONCURRENTLY i ON t (a);", False),
+    ("DROP INDEX CONCURRENTLY i;", False),
+    ("REINDEX (CONCURRENTLY) INDEX i;", False),
+    ("ALTER TABLE p DETACH PARTITION c CONCURRENTLY;", False),
+    ("BEGIN; CREATE TABLE t (a int); COMMIT;", False),
+])
+def test_a_file_is_atomic_only_if_every_statement_can_run_in_one_transaction(sql, atomic):
+    """Lock-timeout retries mark the previous version clean and run the file again: only safe for atomic files."""
+    from migrate_wrapper import sqlinfo
+
+    assert sqlinfo.analyse(sql).atomic is atomic
