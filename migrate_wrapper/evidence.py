@@ -26,7 +26,7 @@ def render(run: RunInfo, change: Change, checks: list[CheckResult]) -> str:
         "|-----------|------|--------|",
     ]
     for migration in change.steps:
-        path = migration.up if change.direction == "up" else migration.down
+        path = migration.path(change.direction)
         lines.append(f"| `{migration.id}` | `{path.name if path else '-'}` | `{migration.sha256(change.direction)}` |")
     lines += ["", "| pre-check | result | detail |", "|-----------|--------|--------|"]
     for check in checks:

@@ -213,7 +213,7 @@ def _restorable(target: Target, change: Change, failed: Migration, read_state) -
     """Only an atomic file that left exactly golang-migrate's dirty mark may be marked clean again."""
     from migrate_wrapper import sqlinfo
 
-    path = failed.up if change.direction == "up" else failed.down
+    path = failed.path(change.direction)
     if path is None or not sqlinfo.analyse(path.read_text(encoding="utf-8", errors="replace")).atomic:
         return False
     state = read_state().state

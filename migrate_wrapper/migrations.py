@@ -31,8 +31,12 @@ class Migration:
     def id(self) -> str:
         return f"{self.version_text}_{self.slug}"
 
+    def path(self, direction: str) -> Path | None:
+        """The file golang-migrate runs for `direction` (up or down), if there is one."""
+        return self.up if direction == "up" else self.down
+
     def sha256(self, direction: str = "up") -> str | None:
-        path = self.up if direction == "up" else self.down
+        path = self.path(direction)
         return hashlib.sha256(path.read_bytes()).hexdigest() if path else None
 
 

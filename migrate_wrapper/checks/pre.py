@@ -42,7 +42,7 @@ def files(st: Status, direction: str) -> CheckResult:
         return _result("files", "fail", f"{unpaired[0]} has no {'down' if direction == 'up' else 'up'} file")
     warnings = []
     for migration in moving:
-        path = migration.up if direction == "up" else migration.down
+        path = migration.path(direction)
         raw = path.read_bytes() if path else b""
         if raw.startswith(b"\xef\xbb\xbf"):
             return _result("files", "fail", f"{path.name} starts with a byte-order mark, which PostgreSQL rejects",
@@ -98,7 +98,7 @@ def sql(migrations: list[Migration], direction: str) -> CheckResult:
 
     warnings = []
     for migration in migrations:
-        path = migration.up if direction == "up" else migration.down
+        path = migration.path(direction)
         if path is None:
             continue
         try:
@@ -210,7 +210,7 @@ def blocking_locks(
         return _result("blocking_locks", "ok", "no other session holds a table lock")
     needed: dict[str, str] = {}
     for migration in migrations:
-        path = migration.up if direction == "up" else migration.down
+        path = migration.path(direction)
         if path is None:
             continue
         text = path.read_text(encoding="utf-8", errors="replace")

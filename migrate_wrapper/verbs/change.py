@@ -77,7 +77,7 @@ def run_change(
         return
     if run.dry_run:
         for migration in change.steps:
-            path = migration.up if change.direction == "up" else migration.down
+            path = migration.path(change.direction)
             body = path.read_text(encoding="utf-8", errors="replace") if path else ""
             listener.note(run, "dry_run_file", f"--- {migration.id} ({change.direction}) ---\n{body.rstrip()}",
                           version=migration.id, sha256=migration.sha256(change.direction))
