@@ -121,6 +121,8 @@ def run_change(
                           str(error) if isinstance(error, WrapperError) else (type(error).__name__ if error else None))
         except Exception as exc:  # noqa: BLE001 - never let the audit write hide the migration's own outcome
             listener.note(run, "audit_write_failed", f"could not complete the audit record: {type(exc).__name__}")
+        finally:
+            reader.close()  # the connection it reconnected to, if the server went away (the caller closes `conn`)
 
 
 def _approve(settings: Settings, run: RunInfo, listener: Listener) -> tuple[str, str | None]:
