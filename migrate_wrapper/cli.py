@@ -176,6 +176,17 @@ def _settings(env: Path | None):
     return settings.load(env)
 
 
+def _targets(env: Path | None, component: str | None, *, single: str | None = None):
+    """The settings and the chosen components' targets; `single` names a command that takes exactly one."""
+    from migrate_wrapper import target
+
+    settings = _settings(env)
+    targets = target.resolve(settings, component)
+    if single is not None and len(targets) != 1:
+        raise UsageError(f"{single} takes one component", hint="pass --component operational or analytics")
+    return settings, targets
+
+
 @app.command()
 @edge
 def status(
@@ -186,11 +197,10 @@ def status(
     log_file: LogFileOpt = None,
 ) -> None:
     """Show the current version, applied and pending migrations and drift (read-only)."""
-    from migrate_wrapper import report, target
+    from migrate_wrapper import report
     from migrate_wrapper.verbs.status import status as status_verb
 
-    settings = _settings(env)
-    targets = target.resolve(settings, component)
+    settings, targets = _targets(env, component)
     _, listener = _listeners(log_format, log_file, settings)
     statuses = [status_verb(settings, t, listener=listener) for t in targets]
     if fmt == OutputFormat.json:
@@ -221,16 +231,14 @@ def apply(
     log_file: LogFileOpt = None,
 ) -> None:
     """Apply every pending migration (all of them, in order)."""
-    if show_status:
-        return status(component, env, fmt, log_format, log_file)
-    from migrate_wrapper import target
+    if show_status:  # the undecorated status: this command's own edge already translates errors and flushes
+        return status.__wrapped__(component, env, fmt, log_format, log_file)
     from migrate_wrapper.verbs.apply import apply as apply_verb
     from migrate_wrapper.verbs.change import Options
 
     if (evidence is not None or rehearse or scratch_url) and not dry_run:
         raise UsageError("--evidence, --rehearse and --scratch-url go with --dry-run")
-    settings = _settings(env)
-    targets = target.resolve(settings, component)
+    settings, targets = _targets(env, component)
     server = _scratch(settings, scratch_url, env, targets) if rehearse else None
     _, listener = _listeners(log_format, log_file, settings)
     options = Options(confirm=_confirm(yes), dry_run=dry_run, evidence=evidence, fail_on_row_loss=fail_on_row_loss,
@@ -251,14 +259,10 @@ def rollback(
     log_file: LogFileOpt = None,
 ) -> None:
     """Revert VERSION and every migration applied after it."""
-    from migrate_wrapper import target
     from migrate_wrapper.verbs.change import Options
     from migrate_wrapper.verbs.rollback import rollback as rollback_verb
 
-    settings = _settings(env)
-    targets = target.resolve(settings, component)
-    if len(targets) != 1:
-        raise UsageError("rollback takes one component", hint="pass --component operational or analytics")
+    settings, targets = _targets(env, component, single="rollback")
     _, listener = _listeners(log_format, log_file, settings)
     options = Options(confirm=_confirm(yes), fail_on_row_loss=fail_on_row_loss)
     rollback_verb(settings, targets[0], version, listener=listener, options=options)
@@ -276,14 +280,10 @@ def repair(
 ) -> None:
     """Settle a dirty database: compare its schema with what the migrations produce, then mark the right version
     clean (golang-migrate force) — or refuse, showing the difference."""
-    from migrate_wrapper import target
     from migrate_wrapper.verbs.change import Options
     from migrate_wrapper.verbs.repair import repair as repair_verb
 
-    settings = _settings(env)
-    targets = target.resolve(settings, component)
-    if len(targets) != 1:
-        raise UsageError("repair takes one component", hint="pass --component operational or analytics")
+    settings, targets = _targets(env, component, single="repair")
     server = _scratch(settings, scratch_url, env, targets)
     _, listener = _listeners(log_format, log_file, settings)
     repair_verb(settings, targets[0], listener=listener, options=Options(confirm=_confirm(yes)), server=server)

@@ -21,10 +21,10 @@ from migrate_wrapper.cli import (
     _listeners,
     _scratch,
     _settings,
+    _targets,
     app,
     edge,
 )
-from migrate_wrapper.errors import UsageError
 
 ReportOpt = Annotated[
     Optional[Path],
@@ -103,12 +103,10 @@ def smoke_test(
 ) -> None:
     """Confirm recoverability after an apply or a rollback (read-only): connectivity, not dirty, the version the
     audit ledger expects, the live schema equal to the migrations', and db/smoke/<component>.sql in READ ONLY."""
-    from migrate_wrapper import target
     from migrate_wrapper.verbs import common
     from migrate_wrapper.verbs.smoke import smoke
 
-    settings = _settings(env)
-    targets = target.resolve(settings, component)
+    settings, targets = _targets(env, component)
     fmt, listener = _listeners(log_format, log_file, settings)
     binary = common.binary(settings)
     server = _scratch(settings, scratch_url, env, targets)
@@ -131,14 +129,10 @@ def measure_window(
 ) -> None:
     """Rehearse the pending migrations on a scratch clone of the target (apply, roll back, apply again), time every
     step, write a JSON report and a summary; exit 5 when a direction exceeds MIGRATION_WINDOW_SECONDS."""
-    from migrate_wrapper import target
     from migrate_wrapper.verbs import common
     from migrate_wrapper.verbs import measure
 
-    settings = _settings(env)
-    targets = target.resolve(settings, component)
-    if len(targets) != 1:
-        raise UsageError("measure-window takes one component", hint="pass --component operational or analytics")
+    settings, targets = _targets(env, component, single="measure-window")
     _, listener = _listeners(log_format, log_file, settings)
     binary = common.binary(settings)
     server = _scratch(settings, scratch_url, env, targets)
