@@ -7,11 +7,13 @@ one JSON document); when it holds errors, one `error:` line follows on stderr an
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from migrate_wrapper.cli import OutputFormat, _settings, app, edge
+from migrate_wrapper.cli import OutputFormat, app, edge
 
 LintComponentOpt = Annotated[
     Optional[str], typer.Option("--component", "-c", help="operational, analytics or all (default: all).")
@@ -35,7 +37,9 @@ def lint(component: LintComponentOpt = None, base: BaseOpt = None, fmt: LintForm
     from migrate_wrapper import components
     from migrate_wrapper.verbs.lint import lint as lint_verb
 
-    root = _settings(None).project_root()
+    # Lint reads files only: no settings (pydantic, and a DB setting's error would have nothing to do with lint).
+    root = components.project_root(Path(os.environ["MIGRATE_WRAPPER_ROOT"]) if os.environ.get("MIGRATE_WRAPPER_ROOT")
+                                   else None)
     report = lint_verb(root, components.resolve(component or components.ALL), base=base)
     if fmt == OutputFormat.json:
         typer.echo(json.dumps(report.document(), indent=2))

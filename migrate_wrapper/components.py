@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from migrate_wrapper.errors import UsageError
 
@@ -40,3 +41,15 @@ def resolve(name: str | None) -> list[Component]:
         if component.name == name:
             return [component]
     raise UsageError(f"unknown component '{name}'", hint=f"choose one of: {', '.join(names())}, all")
+
+
+def project_root(explicit: Path | None = None) -> Path:
+    """Where db/migrations lives: `explicit` (MIGRATE_WRAPPER_ROOT, which the scripts set), else the nearest of the
+    current directory and its parents that has db/migrations, else the current directory."""
+    if explicit:
+        return explicit
+    here = Path.cwd()
+    for candidate in (here, *here.parents):
+        if (candidate / "db" / "migrations").is_dir():
+            return candidate
+    return here

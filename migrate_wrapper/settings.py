@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from migrate_wrapper import components
 from migrate_wrapper.components import Component
 from migrate_wrapper.dburl import DatabaseUrl
 from migrate_wrapper.errors import UsageError
@@ -53,13 +54,7 @@ class Settings(BaseSettings):
         return DatabaseUrl.parse(secret.get_secret_value(), setting=component.url_setting)
 
     def project_root(self) -> Path:
-        if self.migrate_wrapper_root:
-            return self.migrate_wrapper_root
-        here = Path.cwd()
-        for candidate in (here, *here.parents):
-            if (candidate / "db" / "migrations").is_dir():
-                return candidate
-        return here
+        return components.project_root(self.migrate_wrapper_root)
 
 
 def read_env_file(path: Path) -> dict[str, str]:
