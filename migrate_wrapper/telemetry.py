@@ -218,13 +218,14 @@ class _Span:
 class _RunSpans:
     root: _Span | None = None
     checks: dict[str, _Span] = field(default_factory=dict)  # phase → open checks span
-    checks_seen: dict[str, list[int]] = field(default_factory=dict)  # phase → id() of results seen via check()
+    checks_seen: dict[str, set[int]] = field(default_factory=dict)  # phase → id() of results seen via check()
     checks_rows: dict[str, int] = field(default_factory=dict)  # phase → rows changed (phases that counted rows)
     steps: dict[tuple[str, str], _Span] = field(default_factory=dict)  # (step id, direction) → open step span
     steps_started: dict[tuple[str, str], float] = field(default_factory=dict)
     last_closed: _Span | None = None  # the span the current hook just ended: its log record still belongs to it
     root_events: set[str] = field(default_factory=set)
     rows_changed: int | None = None  # None: no check counted rows
+    attributes: dict[str, Any] | None = None  # the run's own span attributes, once built (_run_attributes)
 
 
 class _Exporter:
@@ -362,11 +363,11 @@ _lock = threading.Lock()
 
 
 def _telemetry_likely(env_file: Path | None) -> bool:
-    """Whether an endpoint is (probably) configured, from the environment and the --env file's text alone."""
-    if _env("OTEL_SDK_DISABLED").lower() == "true":
+    """Whether an endpoint is (probably) configured: by the environment, or named in the --env file's text."""
+    config = _config()
+    if config.disabled:
         return False
-    names = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
-    if any(_env(name) for name in names):
+    if config.traces is not None or config.metrics is not None:
         return True
     try:
         return env_file is not None and "OTEL_EXPORTER_OTLP_" in env_file.read_text(encoding="utf-8", errors="replace")
@@ -437,7 +438,7 @@ class _Recorder:
             started_ns = time.time_ns() - int(run.elapsed_ms() * 1_000_000)  # the run began before connecting
             state.root = self.start(
                 f"migration.{run.command}", None,
-                {**_run_attributes(run), "migration.command": run.command, "migration.run_id": run.run_id},
+                {**_run_attributes(run, state), "migration.command": run.command, "migration.run_id": run.run_id},
                 start_ns=started_ns,
             )
             run.trace_id = format(state.root.trace_id, "032x")
@@ -461,14 +462,11 @@ class _Recorder:
             self.send(("metric", instrument, value, attributes))
 
 
-_RUN_ATTRIBUTES: dict[str, dict[str, Any]] = {}  # run id → its attributes, built once (a span per step reuses them)
-
-
-def _run_attributes(run: RunInfo) -> dict[str, Any]:
-    """What the root span and every step span carry; never a user name or password."""
-    cached = _RUN_ATTRIBUTES.get(run.run_id)  # everything below is fixed when the run is created
-    if cached is not None:
-        return cached
+def _run_attributes(run: RunInfo, state: _RunSpans) -> dict[str, Any]:
+    """What the root span and every step span carry; never a user name or password. Built once per run: all of it
+    is fixed when the run is created, and a span per step reuses it."""
+    if state.attributes is not None:
+        return state.attributes
     attributes: dict[str, Any] = {
         "migration.component": run.component,
         "migration.direction": run.direction,
@@ -481,7 +479,7 @@ def _run_attributes(run: RunInfo) -> dict[str, Any]:
     }
     if run.approved_by:
         attributes["migration.approved_by"] = clean(run.approved_by, 255)
-    _RUN_ATTRIBUTES[run.run_id] = attributes
+    state.attributes = attributes
     return attributes
 
 
@@ -585,7 +583,7 @@ class TelemetryListener(Listener):
         self._check(rec, run, state, result)
 
     def _check(self, rec: _Recorder, run: RunInfo, state: _RunSpans, result: CheckResult) -> None:
-        state.checks_seen.setdefault(result.phase, []).append(id(result))
+        state.checks_seen.setdefault(result.phase, set()).add(id(result))
         span = self._checks_span(rec, run, state, result.phase)
         if span is not None:
             rec.event(span, "migration.check", {
@@ -612,11 +610,10 @@ class TelemetryListener(Listener):
     @_hook
     def checks_finished(self, rec: _Recorder, run: RunInfo, state: _RunSpans, phase: str,
                         results: list[CheckResult]) -> None:
-        seen = state.checks_seen.pop(phase, [])
+        seen = state.checks_seen.pop(phase, set())
         for result in results:
             if id(result) not in seen:  # reported only at the end: count it once here
                 self._check(rec, run, state, result)
-        state.checks_seen.pop(phase, None)
         span = state.checks.pop(phase, None)
         if span is None:
             return
@@ -644,7 +641,7 @@ class TelemetryListener(Listener):
                 rec.set(abandoned, {"migration.duration_ms": round((time.monotonic() - started) * 1000.0, 3)})
             rec.status(abandoned, False, "did not finish; started again")
             rec.end(abandoned)
-        span = rec.child(run, state, "migration.step", _step_attributes(run, step))
+        span = rec.child(run, state, "migration.step", _step_attributes(run, state, step))
         if span is not None:
             state.steps[key] = span
         state.steps_started[key] = time.monotonic()
@@ -658,7 +655,7 @@ class TelemetryListener(Listener):
         span = state.steps.pop(key, None)
         if span is None:  # a finish without a start: the span still belongs in the trace
             start_ns = time.time_ns() - int((duration or 0.0) * 1_000_000)
-            span = rec.child(run, state, "migration.step", _step_attributes(run, step), start_ns=start_ns)
+            span = rec.child(run, state, "migration.step", _step_attributes(run, state, step), start_ns=start_ns)
         if span is not None:
             rec.set(span, {"migration.duration_ms": round(duration or 0.0, 3)})
             rec.end(span)
@@ -731,12 +728,11 @@ class TelemetryListener(Listener):
         state.last_closed = root
 
 
-def _step_attributes(run: RunInfo, step: StepInfo) -> dict[str, Any]:
-    attributes = {**_run_attributes(run), "migration.direction": step.direction, "migration.version": step.id,
+def _step_attributes(run: RunInfo, state: _RunSpans, step: StepInfo) -> dict[str, Any]:
+    attributes = {**_run_attributes(run, state), "migration.direction": step.direction, "migration.version": step.id,
                   "migration.version_number": step.version}
-    sha256 = getattr(step, "sha256", None)  # of the file that ran, when the runner knows it
-    if isinstance(sha256, str) and sha256:
-        attributes["migration.file.sha256"] = sha256
+    if step.sha256:  # of the file that ran, when the runner knows it
+        attributes["migration.file.sha256"] = step.sha256
     return attributes
 
 
