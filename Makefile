@@ -4,7 +4,6 @@ SHELL := /bin/bash
 
 PYTHON ?= python3
 VENV := .venv
-WRAPPER := $(VENV)/bin/migrate-wrapper
 ENV_FILE ?= migrate.env
 PYTEST_ARGS ?=
 BENCH_ARGS ?=

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.cluster import Cluster
@@ -53,7 +53,6 @@ class ScaleDb:
     threshold: int
     build_seconds: float = 0.0
     size_bytes: int = 0
-    notes: list[str] = field(default_factory=list)
 
     @property
     def touched(self) -> str:

@@ -114,7 +114,7 @@ def history(conn: psycopg.Connection, component: str) -> History | None:
         if outcome == "running":
             result.unfinished.append(described)
             # A run that never finished (killed) recorded no steps: nothing above its start is known for sure.
-            result.covered_from = max(result.covered_from, UNKNOWN)
+            result.covered_from = UNKNOWN
         if direction == REPAIR and outcome == "ok":
             # A repair settled the version: what lies at or below it counts as applied from here on.
             result.covered_from = _version(to_version)

@@ -15,7 +15,6 @@ from migrate_wrapper.events import CheckResult, Listener, RunInfo, StepInfo
 from migrate_wrapper.ticker import StepWatch
 
 LOGGER_NAME = "migrate_wrapper"
-REQUIRED_FIELDS = ("component", "direction", "dry_run", "run_id", "trace_id", "span_id")
 
 log = logging.getLogger(LOGGER_NAME)
 

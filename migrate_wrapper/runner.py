@@ -30,7 +30,6 @@ _STEP = r"(?P<version>\d+)/(?P<direction>[ud]) (?P<title>.*?)"
 _STEP_START = re.compile(rf"^Read and execute {_STEP}$")
 _STEP_FINISH_VERBOSE = re.compile(rf"^Finished {_STEP} \(read (?P<read>[^,]+), ran (?P<ran>[^)]+)\)$")
 _STEP_FINISH_PLAIN = re.compile(rf"^{_STEP} \((?P<took>[0-9][^)]*)\)$")
-_FINISHED_AFTER = re.compile(r"^Finished after (?P<took>\S+)$")
 _DURATION_PART = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
 _UNIT_MS = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "μs": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 

@@ -108,10 +108,6 @@ class TableCount:
     method: str = "count"
     partitioned: bool = False  # a partitioned table: its rows are also its partitions' rows
 
-    @property
-    def key(self) -> str:
-        return f"{self.schema}.{self.table}"
-
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -475,11 +471,6 @@ def schema_summary(before: Snapshot, after: Snapshot) -> CheckResult:
         indexes_added=indexes_added,
         indexes_removed=indexes_removed,
     )
-
-
-def compare(before: Snapshot, after: Snapshot, *, fail_on_row_loss: bool = False) -> list[CheckResult]:
-    """Both post-checks, in the order the console shows them."""
-    return [row_counts(before, after, fail_on_row_loss=fail_on_row_loss), schema_summary(before, after)]
 
 
 # --- console ----------------------------------------------------------------------------------
