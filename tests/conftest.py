@@ -119,16 +119,22 @@ class Result:
         return self.stdout + self.stderr
 
 
+def child_env(extra: dict[str, str] | None = None, *, root: Path = ROOT) -> dict[str, str]:
+    """The environment every CLI child gets: none of the caller's DB, MIGRATION_ or OTEL_ settings (the env files
+    and `extra` say what a test needs), this project's golang-migrate unless the caller's MIGRATE_BIN says otherwise."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_URL", "ANALYTICS_URL", "MIGRATION_", "OTEL_"))}
+    env["MIGRATE_WRAPPER_ROOT"] = str(root)
+    env.setdefault("MIGRATE_BIN", str(ROOT / ".tools" / "bin" / "migrate"))
+    env.update(extra or {})
+    return env
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, root: Path = ROOT,
             timeout: float = 120) -> Result:
     """The real CLI in a subprocess, with no terminal; asserts the house rules every run must keep."""
-    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_URL", "ANALYTICS_URL", "MIGRATION_", "OTEL_"))}
-    child_env.update({"MIGRATE_WRAPPER_ROOT": str(root)})
-    child_env.setdefault("MIGRATE_BIN", str(ROOT / ".tools" / "bin" / "migrate"))
-    child_env.update(env or {})
     proc = subprocess.run(
         [sys.executable, "-m", "migrate_wrapper", *args], capture_output=True, text=True, timeout=timeout,
-        stdin=subprocess.DEVNULL, env=child_env, cwd=cwd,
+        stdin=subprocess.DEVNULL, env=child_env(env, root=root), cwd=cwd,
     )
     result = Result(proc.returncode, proc.stdout, proc.stderr)
     assert "Traceback" not in result.output, result.output

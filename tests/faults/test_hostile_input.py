@@ -2,7 +2,6 @@
 
 import stat
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import pytest
@@ -33,9 +32,6 @@ class Ctx:
 
     def good_lines(self) -> bytes:
         return self.dbs.env_file.read_bytes()
-
-    def url(self, **replace) -> str:
-        return self.dbs.url("operational")
 
     def files(self, files: dict[str, bytes]) -> None:
         self.root = self.project({})

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import migration_files as files, CANARY_FORMS, ROOT, run_cli
+from tests.conftest import migration_files as files, CANARY_FORMS, ROOT, child_env, run_cli
 
 pytestmark = [pytest.mark.integration]
 
@@ -21,14 +21,11 @@ SLOW = ("202601010100_slow", "create table slow(id int);\nselect pg_sleep(3);\n"
 AFTER = ("202601010200_after", "create table after_slow(id int);\n", "drop table after_slow;\n")
 
 
-
-
 def spawn(dbs, root, *args, env=None):
-    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_URL", "ANALYTICS_URL", "MIGRATION_", "OTEL_"))}
-    child_env.update({"MIGRATE_WRAPPER_ROOT": str(root), "MIGRATE_BIN": str(ROOT / ".tools/bin/migrate"), **(env or {})})
     return subprocess.Popen(
         [sys.executable, "-m", "migrate_wrapper", "apply", "--env", str(dbs.env_file), "--yes", *args],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env,
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=child_env(env, root=root),
     )
 
 
@@ -136,8 +133,7 @@ def test_server_restart_mid_apply_is_reported_not_success(migrate_bin, project, 
         proc = subprocess.Popen(
             [sys.executable, "-m", "migrate_wrapper", "apply", "-c", "operational", "--env", str(env_file), "--yes"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**{k: v for k, v in os.environ.items() if not k.startswith(("DB_URL", "MIGRATION_"))},
-                 "MIGRATE_WRAPPER_ROOT": str(root), "MIGRATE_BIN": str(ROOT / ".tools/bin/migrate")},
+            env=child_env(root=root),
         )
         url = [l.split("=", 1)[1] for l in env_file.read_text().splitlines() if l.startswith("DB_URL=")][0]
         deadline = time.monotonic() + 30

@@ -4,7 +4,6 @@ red (with the reason) after the changes they exist to catch; scratch databases a
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -13,7 +12,7 @@ import time
 
 import pytest
 
-from tests.conftest import CANARY_PASSWORD, ROOT, run_cli
+from tests.conftest import CANARY_PASSWORD, ROOT, child_env, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -212,8 +211,7 @@ def test_sigterm_mid_rehearsal_still_drops_the_scratch_database(migrate_bin, dbs
         "202601010000_slow.up.sql": "-- Slow\nSELECT pg_sleep(2);\n",
         "202601010000_slow.down.sql": "SELECT 1;\n",
     }})
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_URL", "ANALYTICS_URL", "MIGRATION_", "OTEL_"))}
-    env.update(scratch_env, MIGRATE_WRAPPER_ROOT=str(root), MIGRATE_BIN=str(migrate_bin))
+    env = child_env({**scratch_env, "MIGRATE_BIN": str(migrate_bin)}, root=root)
     proc = subprocess.Popen([sys.executable, "-m", "migrate_wrapper", "measure-window", "-c", "operational",
                              "--env", str(dbs.env_file), "--report", str(root / "r.json")],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
-from tests.conftest import CANARY_FORMS, ROOT
+from tests.conftest import CANARY_FORMS, ROOT, child_env
 from tests.telemetry.receivers import GrpcReceiver, HttpReceiver
 
 OTLP_SECRET = "Canary-Otlp-Secret"  # the OTLP header value: must arrive as a header and appear nowhere else
@@ -48,14 +47,6 @@ def assert_no_secrets(*texts: str) -> None:
         assert OTLP_SECRET not in text
         for form in CANARY_FORMS:
             assert form not in text
-
-
-def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The same clean environment run_cli gives the CLI."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_URL", "ANALYTICS_URL", "MIGRATION_", "OTEL_"))}
-    env.update({"MIGRATE_WRAPPER_ROOT": str(ROOT), "MIGRATE_BIN": str(ROOT / ".tools" / "bin" / "migrate")})
-    env.update(extra or {})
-    return env
 
 
 def run_python(code: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 
 def spawn_traced(dbs, root, endpoint):
-    env = child_env({"MIGRATE_WRAPPER_ROOT": str(root), **otel_env(endpoint)})
+    env = child_env(otel_env(endpoint), root=root)
     return subprocess.Popen(
         [sys.executable, "-m", "migrate_wrapper", "apply", "-c", "operational", "--env", str(dbs.env_file), "--yes",
          "--log-format", "json"],

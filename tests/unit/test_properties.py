@@ -1,7 +1,6 @@
 """Property-based tests: the env-file parser and the migration-id parser never fail any other way than one
 UsageError line, and they give back exactly what was written."""
 
-import re
 
 from hypothesis import example, given, settings as hsettings, strategies as st
 

@@ -42,6 +42,8 @@ def test_environment_wins_over_file(tmp_path, monkeypatch):
 
 def test_otel_keys_in_the_file_reach_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")  # registered with monkeypatch, so the value load() sets
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT")  # is removed after the test instead of leaking into the next
     path = write(tmp_path, b"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318\nOTEL_SERVICE_NAME=from-file\n")
     settings.load(path)
     assert os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:4318"
