@@ -161,11 +161,11 @@ def edge(command):
     return run
 
 
-def _scratch(settings, scratch_url: str | None, env: Path | None, targets=()):
+def _scratch(settings, scratch_url: str | None, targets=()):
     from migrate_wrapper import scratch
 
     return scratch.resolve(
-        scratch_url, scratch.configured_url(env), project_root=settings.project_root(),
+        scratch_url, settings.scratch_url(), project_root=settings.project_root(),
         environment=settings.migration_environment, targets=[t.url for t in targets],
     )
 
@@ -239,7 +239,7 @@ def apply(
     if (evidence is not None or rehearse or scratch_url) and not dry_run:
         raise UsageError("--evidence, --rehearse and --scratch-url go with --dry-run")
     settings, targets = _targets(env, component)
-    server = _scratch(settings, scratch_url, env, targets) if rehearse else None
+    server = _scratch(settings, scratch_url, targets) if rehearse else None
     _, listener = _listeners(log_format, log_file, settings)
     options = Options(confirm=_confirm(yes), dry_run=dry_run, evidence=evidence, fail_on_row_loss=fail_on_row_loss,
                       scratch=server)
@@ -284,7 +284,7 @@ def repair(
     from migrate_wrapper.verbs.repair import repair as repair_verb
 
     settings, targets = _targets(env, component, single="repair")
-    server = _scratch(settings, scratch_url, env, targets)
+    server = _scratch(settings, scratch_url, targets)
     _, listener = _listeners(log_format, log_file, settings)
     repair_verb(settings, targets[0], listener=listener, options=Options(confirm=_confirm(yes)), server=server)
 

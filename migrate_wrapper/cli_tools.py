@@ -47,7 +47,7 @@ def _schema_build(component, env, scratch_url, log_format, log_file):
     settings = _settings(env)
     chosen = _components(component)
     _listeners(log_format, log_file, settings)
-    return settings.project_root(), chosen, common.binary(settings), _scratch(settings, scratch_url, env)
+    return settings.project_root(), chosen, common.binary(settings), _scratch(settings, scratch_url)
 
 
 @app.command("docs")
@@ -109,7 +109,7 @@ def smoke_test(
     settings, targets = _targets(env, component)
     fmt, listener = _listeners(log_format, log_file, settings)
     binary = common.binary(settings)
-    server = _scratch(settings, scratch_url, env, targets)
+    server = _scratch(settings, scratch_url, targets)
     for t in targets:
         checks = smoke(settings, t, binary=binary, server=server, listener=listener)
         if fmt != "text" and not sys.stdout.isatty():  # else the console listener has shown every check
@@ -135,7 +135,7 @@ def measure_window(
     settings, targets = _targets(env, component, single="measure-window")
     _, listener = _listeners(log_format, log_file, settings)
     binary = common.binary(settings)
-    server = _scratch(settings, scratch_url, env, targets)
+    server = _scratch(settings, scratch_url, targets)
     path = report or measure.default_report(settings, targets[0])
 
     def show(rehearsal, written: Path) -> None:

@@ -52,20 +52,6 @@ class ScratchServer:
     origin: str  # for messages: --scratch-url, MIGRATION_SCRATCH_URL or the embedded PostgreSQL
 
 
-def configured_url(env_file: Path | None) -> str | None:
-    """MIGRATION_SCRATCH_URL from the environment, else from the --env file (the environment wins, as elsewhere)."""
-    for key, value in os.environ.items():
-        if key.upper() == SETTING and value.strip():
-            return value
-    if env_file is not None:
-        from migrate_wrapper.settings import read_env_file
-
-        for key, value in read_env_file(env_file).items():
-            if key.upper() == SETTING and value.strip():
-                return value
-    return None
-
-
 def resolve(
     explicit: str | None,
     configured: str | None,

@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     migration_window_grace_seconds: float = Field(default=5.0, ge=0)
     migration_exact_count_threshold: int = Field(default=100_000, ge=0)
     migration_progress_seconds: float = Field(default=10.0, gt=0)  # progress records while a step runs
+    migration_scratch_url: SecretStr | None = None  # where rehearsals and schema builds create throwaway databases
     migrate_bin: str | None = None
     migrate_wrapper_root: Path | None = None  # where db/migrations lives; the scripts set it
 
@@ -52,6 +53,10 @@ class Settings(BaseSettings):
                 hint="set it in the --env file or the environment",
             )
         return DatabaseUrl.parse(secret.get_secret_value(), setting=component.url_setting)
+
+    def scratch_url(self) -> str | None:
+        value = self.migration_scratch_url.get_secret_value().strip() if self.migration_scratch_url else ""
+        return value or None
 
     def project_root(self) -> Path:
         return components.project_root(self.migrate_wrapper_root)

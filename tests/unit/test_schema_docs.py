@@ -129,12 +129,16 @@ def test_explicit_url_wins_then_the_setting_then_the_embedded_server(tmp_path, m
 
 
 def test_the_setting_is_read_from_the_environment_before_the_env_file(tmp_path, monkeypatch):
+    from migrate_wrapper import settings
+
     env_file = tmp_path / "migrate.env"
     env_file.write_text("MIGRATION_SCRATCH_URL=postgres://file@h/db\n")
     monkeypatch.delenv("MIGRATION_SCRATCH_URL", raising=False)
-    assert scratch.configured_url(env_file) == "postgres://file@h/db"
+    assert settings.load(env_file).scratch_url() == "postgres://file@h/db"
     monkeypatch.setenv("MIGRATION_SCRATCH_URL", "postgres://env@h/db")
-    assert scratch.configured_url(env_file) == "postgres://env@h/db"
+    assert settings.load(env_file).scratch_url() == "postgres://env@h/db"
+    monkeypatch.setenv("MIGRATION_SCRATCH_URL", "  ")
+    assert settings.load(None).scratch_url() is None  # blank is unset
 
 
 def test_a_scratch_copy_keeps_the_targets_in_database_parameters():
