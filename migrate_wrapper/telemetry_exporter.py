@@ -19,19 +19,41 @@ import time
 from collections import deque
 from typing import Any
 
-from migrate_wrapper.telemetry import (
-    _MS_BUCKETS,
-    DEFAULT_SERVICE_NAME,
-    EXPORT_DELAY_MS,
-    SCOPE_NAME,
-    _config,
-    _Config,
-    _env,
-    _export_timeout,
-    _Signal,
-    clean,
-    flush_seconds,
-)
+from migrate_wrapper.telemetry import SCOPE_NAME, _config, _Config, _env, _Signal, clean, flush_seconds
+
+DEFAULT_SERVICE_NAME = "db-migrate-cli"
+MAX_DEFAULT_EXPORT_SECONDS = 1.5
+EXPORT_DELAY_MS = 500  # the batch span processor's schedule delay unless OTEL_BSP_SCHEDULE_DELAY is set
+
+# Histogram buckets in ms: a migration step takes milliseconds to many minutes.
+_MS_BUCKETS = (5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 120_000, 300_000,
+               600_000, 1_800_000)
+
+
+def _export_timeout(kind: str, budget: float) -> float:
+    """Seconds one export may take (retries included): at most half the flush budget, lower if the operator says.
+
+    The OTLP exporters default to 10 s with retries and backoff; the Python SDK reads OTEL_EXPORTER_OTLP_TIMEOUT in
+    seconds (not milliseconds as the specification says). Never above 1.5 s by default: a collector that accepts
+    connections and never answers then costs a run at most ~2 s, imports included (bench/ measures it)."""
+    cap = max(0.1, min(budget / 2, MAX_DEFAULT_EXPORT_SECONDS))
+    for name in (f"OTEL_EXPORTER_OTLP_{kind.upper()}_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"):
+        raw = _env(name)
+        if raw:
+            try:
+                wanted = float(raw)
+            except ValueError:
+                return cap
+            return min(cap, wanted) if wanted > 0 else cap
+    return cap
+
+
+def _header_names(signal: _Signal) -> list[str]:
+    if not signal.headers_var:
+        return []
+    from opentelemetry.util.re import parse_env_headers  # the SDK's own parser, as the exporters use it
+
+    return sorted(parse_env_headers(os.environ.get(signal.headers_var, ""), liberal=True))
 
 
 # -- what went wrong with an export, for one clear sentence ----------------------------------------------------------
@@ -78,7 +100,7 @@ class _Watch:
         return f"export to {endpoint} failed"
 
     def _headers_clause(self) -> str:
-        names = self.signal.header_names()
+        names = _header_names(self.signal)
         if not names:
             return "no headers were sent (OTEL_EXPORTER_OTLP_HEADERS is not set)"
         return f"headers sent (from {self.signal.headers_var}): {', '.join(names)}"
@@ -518,3 +540,51 @@ def serve(ops_fd: int, result_fd: int) -> None:
         reasons += runtime.shutdown()
     with os.fdopen(result_fd, "w", encoding="utf-8") as result:
         result.write(json.dumps(list(dict.fromkeys(reasons))))
+
+
+def send_test_span(signal: _Signal) -> str:
+    """telemetry-check, in the wrapper's own process: one span straight through the exporter; why it failed if so."""
+    from opentelemetry.context import Context
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExportResult
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
+    from migrate_wrapper import __version__
+    from migrate_wrapper.errors import WrapperError
+
+    _SDK_LOGS.install()
+    budget = flush_seconds()
+    watch = _Watch(signal, _export_timeout("traces", budget))
+    try:
+        exporter = _span_exporter(signal, watch)
+    except Exception as exc:  # noqa: BLE001 - e.g. an unreadable certificate file
+        raise WrapperError(f"cannot set up the OTLP exporter: {type(exc).__name__}: {clean(exc, 300)}") from None
+    provider = TracerProvider(sampler=ALWAYS_ON, resource=_resource(), shutdown_on_exit=False)  # whatever the sampler
+    span = provider.get_tracer(SCOPE_NAME, __version__).start_span(
+        "telemetry.check", context=Context(), attributes={"migration.check.name": "telemetry"}
+    )
+    span.end()
+    trace_id = format(span.get_span_context().trace_id, "032x")
+    logged_before = _SDK_LOGS.count
+    started = time.monotonic()
+    try:
+        result = exporter.export([span])
+    except Exception as exc:  # noqa: BLE001
+        watch.export_failed(exc)
+        result = None
+    finally:
+        try:
+            exporter.shutdown()
+        except Exception:  # noqa: BLE001, S110 - nothing left to report
+            pass
+    took_ms = (time.monotonic() - started) * 1000.0
+    if result is SpanExportResult.SUCCESS:
+        return (f"telemetry ok: test span (trace {trace_id}) accepted by {signal.safe_endpoint} "
+                f"over {signal.protocol} in {took_ms:.0f} ms")
+    grpc = _grpc_failure(_SDK_LOGS.records_since(logged_before), "traces") if signal.protocol == "grpc" else None
+    reason = watch.explain_grpc(*grpc) if grpc is not None else watch.explain()
+    if "headers sent" in reason or "no headers were sent" in reason:
+        hint = f"check the credentials in {signal.headers_var or 'OTEL_EXPORTER_OTLP_HEADERS'}"
+    else:
+        hint = f"the endpoint comes from {signal.endpoint_var}"
+    raise WrapperError(f"telemetry check failed: {reason}", hint=hint)
