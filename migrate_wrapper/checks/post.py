@@ -42,12 +42,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from migrate_wrapper import ledger
 from migrate_wrapper.events import CheckResult
 
 if TYPE_CHECKING:
     import psycopg
 
-AUDIT_SCHEMA = "migration_meta"
+AUDIT_SCHEMA = ledger.SCHEMA
 DEFAULT_EXCLUDE = frozenset({"public.schema_migrations"})
 DEFAULT_THRESHOLD_ROWS = 100_000
 COUNT_CHUNK = 250  # tables per count statement: few round trips, few locks held at once
