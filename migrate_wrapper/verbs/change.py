@@ -117,10 +117,7 @@ def run_change(
         raise
     finally:
         try:
-            ledger.finish(reader.conn, run, common.outcome_of(error),
-                          str(error) if isinstance(error, WrapperError) else (type(error).__name__ if error else None))
-        except Exception as exc:  # noqa: BLE001 - never let the audit write hide the migration's own outcome
-            listener.note(run, "audit_write_failed", f"could not complete the audit record: {type(exc).__name__}")
+            common.finish_audit(reader.conn, run, listener, error)
         finally:
             reader.close()  # the connection it reconnected to, if the server went away (the caller closes `conn`)
 

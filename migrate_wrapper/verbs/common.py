@@ -119,6 +119,17 @@ class StateReader:
         self._conn.close()
 
 
+def finish_audit(conn: psycopg.Connection, run: RunInfo, listener: Listener, error: BaseException | None) -> None:
+    """Complete the run's audit row; failing to write it is noted, and never hides the run's own outcome."""
+    from migrate_wrapper import ledger
+
+    message = str(error) if isinstance(error, WrapperError) else (type(error).__name__ if error else None)
+    try:
+        ledger.finish(conn, run, outcome_of(error), message)
+    except Exception as exc:  # noqa: BLE001 - the migration's own error (or success) is what the caller reports
+        listener.note(run, "audit_write_failed", f"could not complete the audit record: {type(exc).__name__}")
+
+
 def outcome_of(error: BaseException | None) -> str:
     if error is None:
         return "ok"

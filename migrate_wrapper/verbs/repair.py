@@ -99,7 +99,7 @@ def repair(settings: Settings, target: Target, *, listener: Listener, options: O
                 error = exc
                 raise
             finally:
-                ledger.finish(conn, run, common.outcome_of(error), str(error) if error else None)
+                common.finish_audit(conn, run, listener, error)
             return "ok"
         finally:
             conn.close()
