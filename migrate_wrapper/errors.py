@@ -30,10 +30,11 @@ class WrapperError(Exception):
 
     exit_code: ExitCode = ExitCode.FAILED
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, diff: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.diff = diff  # evidence behind the failure (a schema difference), printed on stdout before the error line
 
     def __str__(self) -> str:
         return f"{self.message}; {self.hint}" if self.hint else self.message
@@ -74,8 +75,9 @@ class MigrationFailed(WrapperError):
         version: str | None = None,
         state: str | None = None,
         hint: str | None = None,
+        diff: str = "",
     ) -> None:
-        super().__init__(message, hint=hint)
+        super().__init__(message, hint=hint, diff=diff)
         self.version = version
         self.state = state
 

@@ -27,8 +27,8 @@ class RepairRefused(MigrationFailed):
     """The evidence does not show which version is true; carries the schema difference for the operator."""
 
     def __init__(self, message: str, *, diff: str) -> None:
-        super().__init__(message, hint="settle it by hand (see the runbook's dirty-state recovery); the diff is above")
-        self.diff = diff
+        super().__init__(message, hint="settle it by hand (see the runbook's dirty-state recovery); the diff is above",
+                         diff=diff)
 
 
 def repair(settings: Settings, target: Target, *, listener: Listener, options: Options, server: ScratchServer) -> str:

@@ -36,10 +36,6 @@ SINCE = "-- since:"
 class SmokeFailed(WrapperError):
     """One or more smoke checks failed; `diff` holds the schema difference, if that was one of them."""
 
-    def __init__(self, message: str, *, diff: str = "") -> None:
-        super().__init__(message)
-        self.diff = diff
-
 
 @dataclass(frozen=True)
 class SmokeQuery:
