@@ -40,6 +40,9 @@ ComponentOpt = Annotated[
     Optional[str],
     typer.Option("--component", "-c", help="operational, analytics or all (default: MIGRATION_COMPONENT)."),
 ]
+AllComponentsOpt = Annotated[  # the commands that describe the repository rather than one database
+    Optional[str], typer.Option("--component", "-c", help="operational, analytics or all (default: all).")
+]
 EnvOpt = Annotated[
     Optional[Path],
     typer.Option("--env", "-e", help="dotenv file with DB_URL, ANALYTICS_URL, …; the environment wins over it."),
@@ -98,15 +101,21 @@ def entry() -> None:
     os._exit(code or 0)
 
 
-def _listeners(log_format: LogFormat | None, log_file: Path | None, settings=None):
+def _components(component: str | None):
+    """For the AllComponentsOpt commands: the chosen components, every one by default."""
+    from migrate_wrapper import components
+
+    return components.resolve(component or components.ALL)
+
+
+def _listeners(log_format: LogFormat | None, log_file: Path | None, settings):
     """The tracer first (it opens the spans whose ids the logs carry), then the log, then the console."""
     from migrate_wrapper import logs, report, telemetry
     from migrate_wrapper.events import Listeners
 
     fmt = (log_format or (LogFormat.text if sys.stderr.isatty() else LogFormat.json)).value
     logs.configure(fmt, log_file)
-    progress = settings.migration_progress_seconds if settings is not None else logs.PROGRESS_SECONDS
-    listeners = [telemetry.listener(), logs.LogListener(progress)]
+    listeners = [telemetry.listener(), logs.LogListener(settings.migration_progress_seconds)]
     if fmt == "text" or sys.stdout.isatty():
         listeners.append(report.ConsoleListener())
     return fmt, Listeners(*listeners)
@@ -127,7 +136,7 @@ def _fail(error: BaseException) -> typer.Exit:
     from migrate_wrapper.dburl import mask_text
 
     if isinstance(error, WrapperError):
-        if getattr(error, "diff", ""):  # the evidence behind a refusal, for the operator to read
+        if error.diff:  # the evidence behind a refusal, for the operator to read
             typer.echo(mask_text(error.diff))
         typer.echo(f"error: {mask_text(str(error))}", err=True)
         return typer.Exit(int(error.exit_code))
@@ -299,8 +308,8 @@ def telemetry_check(
     """Send one test span to the configured OTLP endpoint and say whether it arrived (or exactly why not)."""
     from migrate_wrapper import telemetry
 
-    _settings(env)  # exports the file's OTEL_* variables for the SDK
-    _listeners(log_format, log_file)
+    settings = _settings(env)  # exports the file's OTEL_* variables for the SDK
+    _listeners(log_format, log_file, settings)
     typer.echo(telemetry.check())
 
 

@@ -13,11 +13,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from migrate_wrapper.cli import OutputFormat, app, edge
+from migrate_wrapper.cli import AllComponentsOpt, OutputFormat, _components, app, edge
 
-LintComponentOpt = Annotated[
-    Optional[str], typer.Option("--component", "-c", help="operational, analytics or all (default: all).")
-]
 BaseOpt = Annotated[
     Optional[str],
     typer.Option("--base", help="Git revision to compare with: migrations on it must be unchanged and sort before "
@@ -29,7 +26,7 @@ LintFormatOpt = Annotated[OutputFormat, typer.Option("--format", help="text (gro
 
 @app.command("lint")
 @edge
-def lint(component: LintComponentOpt = None, base: BaseOpt = None, fmt: LintFormatOpt = OutputFormat.text) -> None:
+def lint(component: AllComponentsOpt = None, base: BaseOpt = None, fmt: LintFormatOpt = OutputFormat.text) -> None:
     """Check the migration files: names and up/down pairs, changes against the base branch, parse errors,
     CONCURRENTLY alone in its file, destructive statements without `-- migrate:allow-destructive <reason>`, lock
     safety (squawk, .squawk.toml) and the data classification of new columns. A down file may drop what its own up
@@ -40,7 +37,7 @@ def lint(component: LintComponentOpt = None, base: BaseOpt = None, fmt: LintForm
     # Lint reads files only: no settings (pydantic, and a DB setting's error would have nothing to do with lint).
     root = components.project_root(Path(os.environ["MIGRATE_WRAPPER_ROOT"]) if os.environ.get("MIGRATE_WRAPPER_ROOT")
                                    else None)
-    report = lint_verb(root, components.resolve(component or components.ALL), base=base)
+    report = lint_verb(root, _components(component), base=base)
     if fmt == OutputFormat.json:
         typer.echo(json.dumps(report.document(), indent=2))
     else:

@@ -13,11 +13,13 @@ from typing import Annotated, Optional
 import typer
 
 from migrate_wrapper.cli import (
+    AllComponentsOpt,
     ComponentOpt,
     EnvOpt,
     LogFileOpt,
     LogFormatOpt,
     ScratchUrlOpt,
+    _components,
     _listeners,
     _scratch,
     _settings,
@@ -33,13 +35,6 @@ ReportOpt = Annotated[
 ]
 
 
-def _components(component: str | None):
-    """docs and validate-schema describe the repository, so they default to every component."""
-    from migrate_wrapper import components
-
-    return components.resolve(component or components.ALL)
-
-
 def _schema_build(component, env, scratch_url, log_format, log_file):
     """What docs and validate-schema both need: the project root, the components, golang-migrate, a scratch server."""
     from migrate_wrapper.verbs import common
@@ -53,7 +48,7 @@ def _schema_build(component, env, scratch_url, log_format, log_file):
 @app.command("docs")
 @edge
 def docs(
-    component: ComponentOpt = None,
+    component: AllComponentsOpt = None,
     env: EnvOpt = None,
     scratch_url: ScratchUrlOpt = None,
     log_format: LogFormatOpt = None,
@@ -71,7 +66,7 @@ def docs(
 @app.command("validate-schema")
 @edge
 def validate_schema(
-    component: ComponentOpt = None,
+    component: AllComponentsOpt = None,
     env: EnvOpt = None,
     scratch_url: ScratchUrlOpt = None,
     log_format: LogFormatOpt = None,
