@@ -22,7 +22,8 @@ CANARY_PASSWORD = "Canary-Pw:7q@x/%#"  # URL specials on purpose; must never app
 CANARY_FORMS = (CANARY_PASSWORD, quote(CANARY_PASSWORD, safe=""), "Canary-Pw")
 
 
-def _unavailable(reason: str) -> None:
+def unavailable(reason: str) -> None:
+    """Skip for lack of a tool or server, except in CI, where that is a failure."""
     if IN_CI:
         pytest.fail(f"{reason} (CI never skips these tests: run `make setup`)")
     pytest.skip(reason)
@@ -32,7 +33,7 @@ def _unavailable(reason: str) -> None:
 def migrate_bin() -> Path:
     path = Path(os.environ.get("MIGRATE_BIN") or ROOT / ".tools" / "bin" / "migrate")
     if not path.is_file():
-        _unavailable(f"golang-migrate not built at {path}")
+        unavailable(f"golang-migrate not built at {path}")
     return path
 
 
@@ -66,7 +67,7 @@ class Server:
 def pg(tmp_path_factory) -> Server:
     script = ROOT / "scripts" / "dev" / "local-postgres.sh"
     if not shutil.which("psql") or not Path("/usr/lib/postgresql/15/bin/initdb").exists() and not os.environ.get("PG_BIN"):
-        _unavailable("PostgreSQL 15 server binaries not found")
+        unavailable("PostgreSQL 15 server binaries not found")
     state = tmp_path_factory.mktemp("pg")
     env = {**os.environ, "LOCAL_PG_DIR": str(state), "MIGRATE_ENV_FILE": str(state / "migrate.env")}
     started = subprocess.run([str(script), "start"], env=env, capture_output=True, text=True, timeout=180,

@@ -11,26 +11,20 @@ from pathlib import Path
 import pytest
 
 from migrate_wrapper.versions import ACTIONLINT_VERSION
-from tests.conftest import IN_CI, ROOT
+from tests.conftest import ROOT, unavailable
 
 ACTIONLINT = ROOT / ".tools" / "bin" / "actionlint"
 WORKFLOWS = ROOT / ".github" / "workflows"
 
 
-def _unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"{reason} (CI never skips this test: run `make setup`)")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def actionlint() -> Path:
     if not ACTIONLINT.is_file():
-        _unavailable(f"actionlint not built at {ACTIONLINT}")
+        unavailable(f"actionlint not built at {ACTIONLINT}")
     version = subprocess.run([str(ACTIONLINT), "-version"], capture_output=True, text=True, timeout=30)
     built = (version.stdout.splitlines() or [""])[0]
     if built != ACTIONLINT_VERSION:
-        _unavailable(f"{ACTIONLINT} is {built or 'unknown'}, the pin is {ACTIONLINT_VERSION}")
+        unavailable(f"{ACTIONLINT} is {built or 'unknown'}, the pin is {ACTIONLINT_VERSION}")
     return ACTIONLINT
 
 
