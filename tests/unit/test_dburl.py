@@ -43,20 +43,20 @@ def test_sslmode_defaults_to_require_like_lib_pq(monkeypatch):
 @pytest.mark.parametrize(
     ("raw", "fragment"),
     [
-        ("db.internal:5432/orders", "no scheme"),
-        ("mysql://u:p@h/d", "scheme 'mysql://'"),
-        ("postgres://u:pa#ss@h/d", "'#'"),
-        ("postgres://u:pa%zzss@h/d", "%XX"),
-        ("postgres://u:pa/ss@h/d", "invalid"),
-        ("postgres://u:p@h:notaport/d", "invalid host or port"),
-        ("postgres://u:p@h", "names no database"),
+        ("Sekr3t@db.internal:5432/orders", "no scheme"),
+        ("mysql://u:Sekr3t@h/d", "scheme 'mysql://'"),
+        ("postgres://u:Sekr#3t@h/d", "'#'"),
+        ("postgres://u:Sekr%zz3t@h/d", "%XX"),
+        ("postgres://u:Sekr/3t@h/d", "invalid"),
+        ("postgres://u:Sekr3t@h:notaport/d", "invalid host or port"),
+        ("postgres://u:Sekr3t@h", "names no database"),
     ],
 )
 def test_bad_urls_say_what_is_wrong_without_the_password(raw, fragment):
     with pytest.raises(UsageError) as err:
         parse(raw)
     assert fragment in str(err.value)
-    assert "pa" not in str(err.value).replace("password", "").replace("path", "") or "pa" not in raw
+    assert "Sekr" not in str(err.value)  # not even the part of the password before a bad character
 
 
 def test_mask_text_hides_known_secrets_and_userinfo():

@@ -121,7 +121,7 @@ def test_in_production_the_target_is_never_the_scratch_server(tmp_path):
     assert other.origin == "--scratch-url"
 
 
-def test_explicit_url_wins_then_the_setting_then_the_embedded_server(tmp_path, monkeypatch):
+def test_explicit_url_wins_then_the_setting_and_without_either_or_the_embedded_script_none(tmp_path):
     assert scratch.resolve("postgres://a@h/x", "postgres://b@h/y", project_root=tmp_path).url.user == "a"
     assert scratch.resolve(None, "postgres://b@h/y", project_root=tmp_path).origin == "MIGRATION_SCRATCH_URL"
     with pytest.raises(UsageError, match="no scratch server: MIGRATION_SCRATCH_URL is not set"):
