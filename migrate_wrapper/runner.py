@@ -108,7 +108,11 @@ def _direction(letter: str) -> str:
 # -- errors ---------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class MigrateFailure:
-    kind: str  # migration_failed | lock_timeout | migration_lock | dirty | missing_version | connect | source | other
+    # migration_failed | lock_timeout: the step's body failed (the server answered its statement with an error);
+    # no_answer: the body's statement got no answer (a lost connection: it may have committed);
+    # set_version: golang-migrate's own version update failed; version_commit: its commit failed (did it commit?);
+    # migration_lock | dirty | missing_version | connect | source | other
+    kind: str
     message: str  # one line, no SQL file dump
     sql_line: int | None = None
     version: int | None = None
@@ -118,13 +122,16 @@ _MIGRATION_FAILED = re.compile(r"^migration failed: (?P<msg>.*?) in line (?P<lin
 _MIGRATION_FAILED_BARE = re.compile(r"^migration failed in line (?P<line>\d+): ", re.S)
 _DIRTY = re.compile(r"^Dirty database version (?P<version>-?\d+)\. Fix and force version\.")
 _MISSING = re.compile(r"^no migration found for version (?P<version>\d+)")
+# The postgres driver's SetVersion: TRUNCATE then INSERT on its table, errors as "<cause> in line 0: <statement>".
+_SET_VERSION = re.compile(r"^(?P<cause>.*?) in line 0: (?:TRUNCATE|INSERT INTO) \"", re.S)
+_VERSION_TX = re.compile(r"^transaction (?:start|commit) failed in line 0: ", re.S)
 
 
 def parse_error(text: str) -> MigrateFailure:
     """Turn golang-migrate's error text (everything after `error: `) into one clear line."""
     text = text.strip()
-    if text.startswith("try lock failed"):
-        # With lock_timeout in the URL, pg_advisory_lock gives up instead of waiting forever.
+    if text.removeprefix("failed to open database: ").startswith("try lock failed"):
+        # With lock_timeout in the URL, pg_advisory_lock gives up instead of waiting forever (4.19 wraps the error).
         return MigrateFailure("migration_lock", "another session holds golang-migrate's advisory lock")
     if m := _MIGRATION_FAILED.match(text) or _MIGRATION_FAILED_BARE.match(text):
         # The file's whole text sits between "in line N: " and the last "(details: …)"; drop it.
@@ -139,7 +146,16 @@ def parse_error(text: str) -> MigrateFailure:
             message = f"{message} ({reason})"
         sql_line = int(m["line"]) or None
         kind = "lock_timeout" if "due to lock timeout" in reason else "migration_failed"
+        if m.re is _MIGRATION_FAILED_BARE:
+            # Not the server's error answer (that reads "migration failed: <message>") but the driver's own, e.g.
+            # "bad connection": the statement may have committed before the answer was lost.
+            kind = "no_answer"
         return MigrateFailure(kind, _one_line(message), sql_line=sql_line)
+    if m := _SET_VERSION.match(text):
+        return MigrateFailure("set_version", _one_line(
+            f"golang-migrate could not record the version: {m['cause'].removeprefix('pq: ')}"))
+    if _VERSION_TX.match(text):
+        return MigrateFailure("version_commit", _one_line(f"golang-migrate's version update failed: {text}"))
     if m := _DIRTY.match(text):
         return MigrateFailure("dirty", f"database is dirty at version {m['version']}", version=int(m["version"]))
     if m := _MISSING.match(text):

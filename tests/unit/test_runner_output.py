@@ -80,11 +80,36 @@ def test_failed_migration_becomes_one_line_without_the_file():
     assert "\n" not in failure.message and "create table" not in failure.message
 
 
-def test_failed_migration_without_message_uses_details():
-    failure = parse_error("migration failed in line 0: select 1/0; (details: pq: division by zero)")
-    assert failure.kind == "migration_failed"
-    assert failure.message == "division by zero"
+def test_a_body_without_the_servers_answer_is_not_called_failed():
+    # The driver's own error (no "migration failed: <server message>"): the statement may have committed.
+    failure = parse_error("migration failed in line 0: insert into a values (1); (details: driver: bad connection)")
+    assert failure.kind == "no_answer"
+    assert failure.message == "driver: bad connection"
     assert failure.sql_line is None
+
+
+@pytest.mark.parametrize("text", [
+    "try lock failed in line 0: SELECT pg_advisory_lock($1) (details: pq: canceling statement due to lock timeout)",
+    "failed to open database: try lock failed in line 0: SELECT pg_advisory_lock($1) (details: pq: canceling "
+    "statement due to lock timeout)",  # 4.19.1 wraps it
+])
+def test_the_lock_error_in_every_form_is_migration_lock(text):
+    assert parse_error(text).kind == "migration_lock"
+
+
+def test_a_failed_version_update_after_the_body_is_told_apart_from_a_failed_body():
+    # SetVersion's errors name golang-migrate's own statement: the body before it had returned (committed).
+    truncate = parse_error('pq: canceling statement due to user request in line 0: TRUNCATE "public"."schema_migrations"')
+    assert truncate.kind == "set_version"
+    assert "canceling statement due to user request" in truncate.message
+    insert = parse_error('pq: could not extend file in line 0: INSERT INTO "x"."schema_migrations" (version, dirty) '
+                         'VALUES ($1, $2)')
+    assert insert.kind == "set_version"
+    assert parse_error("transaction commit failed in line 0:  (details: driver: bad connection)").kind == \
+        "version_commit"
+    body = parse_error('migration failed: canceling statement due to user request in line 0: TRUNCATE "public"."t"; '
+                       "(details: pq: canceling statement due to user request)")
+    assert body.kind == "migration_failed"
 
 
 def test_dirty_missing_version_connect_and_source():
