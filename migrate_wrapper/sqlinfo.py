@@ -5,6 +5,7 @@ golang-migrate's one-implicit-transaction execution really makes it atomic. pgla
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field
 
 # PostgreSQL's table-lock conflict matrix (docs: "Conflicting Lock Modes").
@@ -42,12 +43,17 @@ class FileInfo:
     statements: int = 0
     transaction_control: bool = False  # its own BEGIN/COMMIT: not one atomic unit
     concurrently: bool = False  # … CONCURRENTLY (index, reindex, detach): cannot run in a transaction
+    commits_itself: str | None = None  # what in the file can commit on its own (CALL, a DO block's COMMIT, dblink…)
     parse_error: str | None = None
 
     @property
     def atomic(self) -> bool:
-        """A failure or a cancel rolls the whole file back (what golang-migrate's implicit transaction gives)."""
-        return self.parse_error is None and not self.transaction_control and not self.concurrently
+        """A failure or a cancel rolls the whole file back (what golang-migrate's implicit transaction gives).
+
+        Errs on the safe side: anything that can commit on its own makes the file non-atomic, because restore and
+        repair trust this judgement to decide that nothing of a failed step is left."""
+        return (self.parse_error is None and not self.transaction_control and not self.concurrently
+                and self.commits_itself is None)
 
 
 def _name(range_var) -> str:
@@ -69,6 +75,29 @@ def _tables_visitor():
     return Tables
 
 
+# Work that commits outside the file's own transaction: another connection (dblink, and extensions built for it),
+# or a transaction-control word inside a procedure or DO body, which pglast sees only as a string.
+_OWN_CONNECTION = re.compile(r"\b(dblink\w*|pg_background\w*)\s*\(", re.I)
+_TRANSACTION_WORD = re.compile(r"\b(commit|rollback)\b", re.I)
+
+
+def _commits_itself(stmt, ast) -> str | None:
+    if isinstance(stmt, ast.CallStmt):
+        return "CALL (a procedure may COMMIT)"
+    if isinstance(stmt, ast.DoStmt):
+        body = " ".join(str(getattr(arg.arg, "sval", "")) for arg in stmt.args or () if arg.defname == "as")
+        if _TRANSACTION_WORD.search(body):
+            return "a DO block with COMMIT or ROLLBACK"
+    if isinstance(stmt, (ast.VacuumStmt, ast.CreatedbStmt, ast.DropdbStmt, ast.AlterSystemStmt,
+                         ast.CreateTableSpaceStmt, ast.DropTableSpaceStmt, ast.CreateSubscriptionStmt,
+                         ast.DropSubscriptionStmt)):
+        return f"{type(stmt).__name__.removesuffix('Stmt').upper()} (runs outside any transaction)"
+    if isinstance(stmt, ast.ReindexStmt) and stmt.kind is not None and stmt.kind.name in (
+            "REINDEX_OBJECT_SYSTEM", "REINDEX_OBJECT_DATABASE"):
+        return "REINDEX SYSTEM/DATABASE (commits per table)"
+    return None
+
+
 def analyse(sql_text: str) -> FileInfo:
     from pglast import ast, enums, parse_sql
     from pglast.parser import ParseError
@@ -80,6 +109,8 @@ def analyse(sql_text: str) -> FileInfo:
     except ParseError as exc:
         info.parse_error = str(exc)
         return info
+    if m := _OWN_CONNECTION.search(sql_text):
+        info.commits_itself = f"{m.group(1)}() (works on a connection of its own)"
 
     def need(name: str, mode: str) -> None:
         info.tables[name] = stronger(info.tables.get(name, mode), mode)
@@ -88,6 +119,7 @@ def analyse(sql_text: str) -> FileInfo:
         stmt = raw.stmt
         info.statements += 1
         info.concurrently |= _cannot_run_in_transaction(stmt, ast, enums.AlterTableType)
+        info.commits_itself = info.commits_itself or _commits_itself(stmt, ast)
         collector = Tables()
         collector(stmt)
         main: str | None = None

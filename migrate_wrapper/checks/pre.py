@@ -117,6 +117,8 @@ def sql(migrations: list[Migration], direction: str) -> CheckResult:
             )
         if info.transaction_control:
             warnings.append(f"{path.name} has its own BEGIN/COMMIT: a failure may leave it half-applied")
+        elif info.commits_itself:
+            warnings.append(f"{path.name} has {info.commits_itself}: a failure may leave it half-applied")
     if warnings:
         return _result("sql", "warn", "; ".join(warnings))
     return _result("sql", "ok", f"{len(migrations)} file(s) parse")
