@@ -1,31 +1,39 @@
 """Carry out a change (the steps of an apply or a rollback) with golang-migrate, lock-safely and within the window.
 
 - golang-migrate gets `lock_timeout` and `x-statement-timeout` in its URL, so DDL never queues for long behind a
-  transaction (and everyone else never queues behind the DDL).
-- A step that hit the lock timeout rolled back whole when its file is one implicit transaction, but golang-migrate
-  leaves the version dirty: the previous version is marked clean again and the step retried with growing waits.
-- At the deadline the Stopper stops golang-migrate; an interrupted atomic step is likewise marked clean.
+  transaction (and everyone else never queues behind the DDL), and `client_connection_check_interval`, so the server
+  abandons a step whose golang-migrate died instead of committing it.
+- It is told the direction and the number of planned steps (`up N` / `down N`): it can never reverse direction or
+  run more steps than planned, and each step it starts is checked against the plan — one that is not in it (someone
+  moved the database meanwhile) is cancelled at once and the run fails naming what ran.
+- A step that golang-migrate leaves dirty (a lock timeout, a stop, a kill) is judged by `proof`: only a step proved
+  committed is marked clean at its version, only one proved rolled back (or never sent) at the version before it.
+  Otherwise the database stays dirty and the message says what is unknown and what to look at.
+- A step that hit the lock timeout and is proved rolled back is retried with growing waits.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from migrate_wrapper import db, runner
+from migrate_wrapper import db, ledger, proof, runner
 from migrate_wrapper.errors import Interrupted, MigrationFailed, PreCheckFailed, WindowExceeded, WrapperError
 from migrate_wrapper.events import Listener, RunInfo, StepInfo
 from migrate_wrapper.migrations import Migration
+from migrate_wrapper.proof import StepEvidence, Verdict
 from migrate_wrapper.runner import Binary, Event, StepFinished, StepStarted
 from migrate_wrapper.settings import Settings
 from migrate_wrapper.target import Target
 from migrate_wrapper.window import Stopper
 
 if TYPE_CHECKING:
-    import psycopg
-
     from migrate_wrapper.verbs.common import StateReader
+
+FORCE_LOCK_TIMEOUT_MS = 5000  # marking a version clean never waits longer than this behind a reader of the table
 
 
 @dataclass(frozen=True)
@@ -35,15 +43,73 @@ class Change:
     end_version: int | None  # where the database ends when every step succeeded
 
 
-def url_params(settings: Settings) -> dict[str, str]:
-    """Added to golang-migrate's URL unless the operator set them."""
+def url_params(settings: Settings, server_version: int | None = None) -> dict[str, str]:
+    """Added to golang-migrate's URL unless the operator set them. `server_version` (libpq's number, e.g. 150004)
+    enables the dead-client check where the server has it (PostgreSQL 14+)."""
     statement_ms = settings.migration_statement_timeout_ms or settings.migration_window_seconds * 1000
-    return {
+    params = {
         "application_name": db.APPLICATION_NAME,
         "connect_timeout": "10",
         "lock_timeout": str(settings.migration_lock_timeout_ms),
         "x-statement-timeout": str(statement_ms),
     }
+    if server_version is not None and server_version >= 140000:
+        params["client_connection_check_interval"] = "300"
+    return params
+
+
+def evidence_for(target: Target, version: int, direction: str, *, started: bool = False) -> StepEvidence:
+    """A step as golang-migrate runs it: an up to V marks V dirty; a down from V marks the version below V dirty."""
+    migration = target.files.by_version(version)
+    below = [m.version for m in target.files.migrations if m.version < version]
+    previous = below[-1] if below else None
+    path = migration.path(direction) if migration else None
+    return StepEvidence(
+        id=migration.id if migration else str(version), version=version, direction=direction,
+        dirty_version=version if direction == "up" else previous,
+        before_version=previous if direction == "up" else version,
+        path=str(path) if path else None, started=started,
+    )
+
+
+@dataclass
+class Progress:
+    """One golang-migrate call, step by step as its output says, checked against the plan."""
+
+    plan: list[Migration]
+    direction: str
+    target: Target
+    on_unplanned: Callable[[], None] | None = None  # once golang-migrate starts a step that is not the next planned
+    witness: proof.Witness | None = None
+    started: list[StepEvidence] = field(default_factory=list)
+    unplanned: list[str] = field(default_factory=list)
+
+    def step_started(self, event: StepStarted) -> None:
+        step = evidence_for(self.target, event.version, event.direction, started=True)
+        planned = self.plan[len(self.started)] if len(self.started) < len(self.plan) else None
+        self.started.append(step)
+        if planned is None or planned.version != event.version or event.direction != self.direction:
+            self.unplanned.append(f"{step.id} ({event.direction})")
+            if len(self.unplanned) == 1 and self.on_unplanned is not None:
+                self.on_unplanned()
+        if self.witness is not None:
+            self.witness.watch(step)
+
+    def step_finished(self) -> None:
+        if self.witness is not None:
+            self.witness.idle()
+
+    def dirty_step(self, dirty_version: int | None) -> StepEvidence | None:
+        """The step whose dirty mark the database shows: the last one started, or the next planned one, whose mark
+        golang-migrate may have set just before it was stopped (its body then never ran)."""
+        if self.started and self.started[-1].dirty_version == dirty_version:
+            return self.started[-1]
+        index = len(self.started)
+        if index < len(self.plan):
+            nxt = evidence_for(self.target, self.plan[index].version, self.direction)
+            if nxt.dirty_version == dirty_version:
+                return nxt
+        return None
 
 
 def migrate(
@@ -57,15 +123,15 @@ def migrate(
     *,
     deadline: float | None = None,
     stopper: Stopper | None = None,
+    progress: Progress | None = None,
 ) -> runner.RunResult:
-    """One golang-migrate call; `steps` (in its order) names each step as it starts and finishes."""
-    by_version = {m.version: m for m in steps}
+    """One golang-migrate call; every step it reports is named from the files (planned or not)."""
     started: dict[tuple[int, str], StepInfo] = {}
 
     def step(event: StepStarted | StepFinished, duration: float | None = None) -> StepInfo:
         known = started.get((event.version, event.direction))  # the file is hashed once, when the step starts
         if known is None:
-            migration = by_version.get(event.version)
+            migration = target.files.by_version(event.version)
             known = StepInfo(
                 id=migration.id if migration else f"{event.version}_{event.title}",
                 version=event.version,
@@ -77,8 +143,12 @@ def migrate(
 
     def on_event(event: Event) -> None:
         if isinstance(event, StepStarted):
+            if progress is not None:
+                progress.step_started(event)
             listener.step_started(run, step(event))
         elif isinstance(event, StepFinished):
+            if progress is not None:
+                progress.step_finished()
             info = step(event, event.duration_ms)
             run.steps.append(info)
             listener.step_finished(run, info)
@@ -97,6 +167,22 @@ def migrate(
     )
 
 
+@dataclass
+class _Context:
+    """What every part of one carry_out shares."""
+
+    settings: Settings
+    binary: Binary
+    target: Target
+    run: RunInfo
+    listener: Listener
+    read_state: StateReader
+    change: Change
+    params: dict[str, str]
+    lock_key: int
+    marks: frozenset[str]
+
+
 def carry_out(
     settings: Settings,
     binary: Binary,
@@ -107,27 +193,32 @@ def carry_out(
     change: Change,
 ) -> None:
     """Run every step of `change`; raises MigrationFailed, WindowExceeded, Interrupted or PreCheckFailed with the
-    state reached. golang-migrate is told the target (`goto V`, or `down -all`), never a step count, so a run that
-    waited for another's lock can never step past its own plan."""
+    state reached, proved from the database."""
     from migrate_wrapper.checks import pre
 
-    params = url_params(settings)
-    deadline = run.started + settings.migration_window_seconds
     first = read_state()
-    lock_key = pre.advisory_lock_key(target.url, first.state.schema, first.state.table)
-    command = ["down", "-all"] if change.end_version is None else ["goto", str(change.end_version)]
-    stopper = Stopper(settings.migration_window_grace_seconds, lambda: _cancel_lock_holder(target, lock_key))
+    ctx = _Context(settings, binary, target, run, listener, read_state, change,
+                   url_params(settings, read_state.conn.info.server_version),
+                   pre.advisory_lock_key(target.url, first.state.schema, first.state.table),
+                   proof.bookkeeping(first.state.schema, first.state.table))
+    deadline = run.started + settings.migration_window_seconds
+    stopper = Stopper(settings.migration_window_grace_seconds, lambda: _cancel_lock_holder(target, ctx.lock_key))
     remaining = list(change.steps)
     attempt = 1
     with stopper.handling_signals():
         while remaining and not stopper.fired:
-            result = migrate(binary, target, run, listener, command, remaining, params, deadline=deadline,
-                             stopper=stopper)
+            progress = Progress(remaining, change.direction, target, on_unplanned=stopper.halt)
+            conn = read_state.conn
+            with proof.Witness(conn, ctx.lock_key, ctx.marks, lambda step: _record(conn, run, step)) as witness:
+                progress.witness = witness
+                result = migrate(binary, target, run, listener, [change.direction, str(len(remaining))], remaining,
+                                 ctx.params, deadline=deadline, stopper=stopper, progress=progress)
             stopper.join()
-            failed = remaining[len(result.steps)] if len(result.steps) < len(remaining) else None
+            if progress.unplanned:
+                raise _unplanned(ctx, progress, result)
             remaining = remaining[len(result.steps):]
             if stopper.fired:
-                break
+                raise _stopped(ctx, stopper, progress, result)
             if result.failure is None:
                 if remaining:
                     raise _moved_by_someone_else(run, read_state(), remaining)
@@ -140,107 +231,162 @@ def carry_out(
                     f"{result.failure.message} (gave up after {settings.migration_lock_timeout_ms} ms)",
                     hint="another migration is running; retry when it has finished",
                 )
-            if "due to user request" in result.failure.message:
+            if not progress.started and not read_state().state.dirty and _nothing_to_run(result.failure):
+                raise _moved_by_someone_else(run, read_state(), remaining)
+            if "due to user request" in result.failure.message and result.failure.kind in proof.BODY_FAILED:
                 # Nobody here cancelled it: golang-migrate's x-statement-timeout is a client-side cancel.
                 result.failure = replace(result.failure, message=(
-                    f"exceeded the statement timeout of {params['x-statement-timeout']} ms "
+                    f"exceeded the statement timeout of {ctx.params['x-statement-timeout']} ms "
                     "(MIGRATION_STATEMENT_TIMEOUT_MS)"))
-            if not (result.failure.kind == "lock_timeout" and failed is not None
-                    and _restorable(target, change, failed, read_state)):
-                after = read_state()
-                kind = result.failure.kind
-                where = f"{failed.id} failed" if failed and kind in ("migration_failed", "lock_timeout") else \
-                    "golang-migrate failed"
-                line = f" (line {result.failure.sql_line})" if result.failure.sql_line else ""
-                raise MigrationFailed(
-                    f"{where}: {result.failure.message}{line}; database now at version {after.version_label}",
-                    version=failed.id if failed else None,
-                    state=after.version_label,
+            step, verdict = _judge(ctx, progress, result)
+            failed = remaining[0] if remaining else None
+            if result.failure.kind == "lock_timeout" and step is not None and verdict.kind == proof.ROLLED_BACK:
+                marked, phrase = _conclude(ctx, step, verdict)
+                clean = read_state().version_label
+                if not marked:
+                    raise MigrationFailed(f"{phrase}; database at {clean}", version=step.id, state=clean)
+                blocker = _blockers(read_state, failed, change.direction) if failed else "unknown"
+                if attempt >= settings.migration_lock_retries:
+                    raise MigrationFailed(
+                        f"{step.id} could not take its lock after {attempt} tries ({result.failure.message}); "
+                        f"blocked by {blocker}; database left clean at {clean}",
+                        version=step.id, state=clean,
+                    )
+                wait = settings.migration_lock_retry_wait_seconds * 2 ** (attempt - 1)
+                listener.note(
+                    run, "lock_retry", f"{step.id}: lock timeout (blocked by {blocker}); retry {attempt + 1} of "
+                    f"{settings.migration_lock_retries} in {wait:g}s", version=step.id, attempt=attempt,
+                    blocker=blocker,
                 )
-            clean = _restore(binary, target, run, listener, change, failed, read_state, params)
-            blocker = _blockers(read_state.conn, failed, change.direction)
-            if attempt >= settings.migration_lock_retries:
-                raise MigrationFailed(
-                    f"{failed.id} could not take its lock after {attempt} tries ({result.failure.message}); "
-                    f"blocked by {blocker}; database left clean at {clean}",
-                    version=failed.id,
-                    state=clean,
-                )
-            wait = settings.migration_lock_retry_wait_seconds * 2 ** (attempt - 1)
-            listener.note(
-                run, "lock_retry", f"{failed.id}: lock timeout (blocked by {blocker}); retry {attempt + 1} of "
-                f"{settings.migration_lock_retries} in {wait:g}s", version=failed.id, attempt=attempt,
-                blocker=blocker,
-            )
-            if time.monotonic() + wait >= deadline:
-                raise WindowExceeded(
-                    f"time window of {settings.migration_window_seconds}s would be exceeded waiting to retry "
-                    f"{failed.id}; database left clean at {clean}"
-                )
-            time.sleep(wait)
-            attempt += 1
-    if stopper.fired:
-        raise _stopped(settings, binary, target, run, listener, change, stopper,
-                       remaining[0] if remaining else None, read_state, params)
+                if time.monotonic() + wait >= deadline:
+                    raise WindowExceeded(
+                        f"time window of {settings.migration_window_seconds}s would be exceeded waiting to retry "
+                        f"{step.id}; database left clean at {clean}"
+                    )
+                time.sleep(wait)
+                attempt += 1
+                continue
+            raise _failed(ctx, result, step, verdict, failed)
+
+
+def _nothing_to_run(failure: runner.MigrateFailure) -> bool:
+    """`up N` / `down N` found fewer steps than planned before running any: the database moved meanwhile."""
+    return failure.message.startswith(("file does not exist", "limit ")) or "short by" in failure.message
+
+
+def _record(conn, run: RunInfo, step: StepEvidence) -> None:
+    """Keep the running step's evidence in the audit ledger (best effort: the run's own report does not need it)."""
+    try:
+        ledger.record_evidence(conn, run.run_id, step.to_json())
+    except Exception:  # noqa: BLE001 - a missing ledger write costs repair evidence, never the run
+        pass
+
+
+_WHAT = {proof.COMMITTED: "committed", proof.ROLLED_BACK: "rolled back whole", proof.NOT_RUN: "never ran",
+         proof.UNKNOWN: "unknown whether it committed"}
+
+
+def _judge(ctx: _Context, progress: Progress, result: runner.RunResult) -> tuple[StepEvidence | None, Verdict | None]:
+    """After golang-migrate stopped short: the step its dirty mark belongs to and the verdict on it; (None, None)
+    when the database is clean."""
+    st = ctx.read_state()
+    if not st.state.dirty:
+        return None, None
+    step = progress.dirty_step(st.state.version)
+    if step is None:
+        return None, Verdict(proof.UNKNOWN, f"the database is dirty at {st.version_label}, which is not the mark of "
+                                            "a step this run was running")
+    step.mark_xmin = proof.mark_xmin(ctx.read_state.conn, st.state.schema, st.state.table)
+    failure = result.failure if progress.started and step is progress.started[-1] else None
+    partial = proof.not_atomic(ctx.target.url, Path(step.path) if step.path else None)
+    verdict = proof.settle(ctx.read_state.conn, step, failure, partial=partial,
+                           wait=ctx.settings.migration_window_grace_seconds, lock_key=ctx.lock_key, marks=ctx.marks)
+    step.verdict, step.why = verdict.kind, verdict.why
+    _record(ctx.read_state.conn, ctx.run, step)
+    return step, verdict
+
+
+def _conclude(ctx: _Context, step: StepEvidence | None, verdict: Verdict | None) -> tuple[bool, str]:
+    """Mark the version the verdict proves (a committed step: its own; rolled back or never sent: the one before).
+    Returns (marked clean, the phrase for the operator). A committed step counts as applied: it ran, though
+    golang-migrate never said so."""
+    if verdict is None:
+        return True, ""
+    if step is None:
+        return False, verdict.why
+    head = f"{step.id} ({_WHAT[verdict.kind]}): {verdict.why}"
+    if verdict.kind == proof.UNKNOWN:
+        return False, f"{head}; left dirty"
+    version = step.dirty_version if verdict.kind == proof.COMMITTED else step.before_version
+    forced = migrate(ctx.binary, ctx.target, ctx.run, ctx.listener, ["force", str(version if version is not None else -1)],
+                     [], {**ctx.params, "lock_timeout": str(min(ctx.settings.migration_lock_timeout_ms,
+                                                                 FORCE_LOCK_TIMEOUT_MS))})
+    after = ctx.read_state()
+    if forced.failure is not None or after.state.dirty or after.state.version != version:
+        why = forced.failure.message if forced.failure else f"the database is at {after.version_label}"
+        return False, (f"{head}; marking version {version if version is not None else 'none'} clean failed ({why}): "
+                       "repair marks it from the audit ledger's evidence")
+    if verdict.kind == proof.COMMITTED:
+        migration = ctx.target.files.by_version(step.version)
+        ctx.run.steps.append(StepInfo(id=step.id, version=step.version, direction=step.direction,
+                                      sha256=migration.sha256(step.direction) if migration else None))
+    ctx.listener.note(ctx.run, "migration_state", f"{head}; database marked clean at {after.version_label}",
+                      version=step.id, state=after.version_label, verdict=verdict.kind)
+    return True, f"{head}; marked clean"
+
+
+def _failed(ctx: _Context, result: runner.RunResult, step: StepEvidence | None, verdict: Verdict | None,
+            failed: Migration | None) -> MigrationFailed:
+    """golang-migrate stopped with an error. A step whose own SQL failed stays dirty, as golang-migrate leaves it,
+    with the proof of what it left (repair marks it from that); anything else (a kill, a lost connection, a failed
+    version update) is settled here where it is proved."""
+    failure = result.failure
+    assert failure is not None
+    body_failed = failure.kind in proof.BODY_FAILED
+    where = f"{failed.id} failed" if failed and (body_failed or failure.kind == "no_answer") else "golang-migrate failed"
+    line = f" (line {failure.sql_line})" if failure.sql_line else ""
+    if body_failed and step is not None and verdict is not None:
+        phrase = "; it rolled back whole: repair marks the version before it clean" \
+            if verdict.kind == proof.ROLLED_BACK else f"; {verdict.why}"
+    else:
+        phrase = _conclude(ctx, step, verdict)[1]
+        phrase = f"; {phrase}" if phrase else ""
+    after = ctx.read_state()
+    return MigrationFailed(
+        f"{where}: {failure.message}{line}{phrase}; database now at version {after.version_label}",
+        version=failed.id if failed else None,
+        state=after.version_label,
+    )
+
+
+def _unplanned(ctx: _Context, progress: Progress, result: runner.RunResult) -> MigrationFailed:
+    phrase = _conclude(ctx, *_judge(ctx, progress, result))[1]
+    phrase = f"; {phrase}" if phrase else ""
+    after = ctx.read_state()
+    return MigrationFailed(
+        f"golang-migrate ran {', '.join(progress.unplanned)}, which this run did not plan (the database moved "
+        f"while it started: another tool or a raw migrate?); it was stopped at once{phrase}; database now at "
+        f"version {after.version_label}",
+        hint="check status and the audit ledger before running again",
+        state=after.version_label,
+    )
 
 
 def _moved_by_someone_else(run: RunInfo, st, remaining: list[Migration]) -> PreCheckFailed:
-    """golang-migrate said "no change" although steps were planned: another run moved the database while this
-    one waited for golang-migrate's lock. Nothing was applied by this run."""
+    """golang-migrate found nothing to run although steps were planned: the database moved between the plan and
+    golang-migrate's lock (another tool; wrapper runs are serialised). Nothing was applied by this run."""
     return PreCheckFailed(
         "migration_lock",
-        f"another run moved {run.component} to version {st.version_label} while this one waited for "
-        f"golang-migrate's lock; this run applied nothing (planned next: {remaining[0].id})",
+        f"{run.component} moved to version {st.version_label} while this run started golang-migrate; this run "
+        f"applied nothing (planned next: {remaining[0].id})",
         hint="check status before running again",
     )
 
 
-def _previous(target: Target, migration: Migration) -> Migration | None:
-    before = [m for m in target.files.migrations if m.version < migration.version]
-    return before[-1] if before else None
-
-
-def _restore_point(target: Target, change: Change, failed: Migration) -> tuple[int | None, int | None]:
-    """(the dirty version golang-migrate leaves when `failed` breaks, the clean version to restore)."""
-    previous = _previous(target, failed)
-    prev_version = previous.version if previous else None
-    if change.direction == "up":
-        return failed.version, prev_version
-    return prev_version, failed.version
-
-
-def _restorable(target: Target, change: Change, failed: Migration, read_state) -> bool:
-    """Only an atomic file that left exactly golang-migrate's dirty mark may be marked clean again."""
-    from migrate_wrapper import sqlinfo
-
-    path = failed.path(change.direction)
-    if path is None or not sqlinfo.analyse(path.read_text(encoding="utf-8", errors="replace")).atomic:
-        return False
-    state = read_state().state
-    dirty_version, _ = _restore_point(target, change, failed)
-    return state.dirty and state.version == dirty_version
-
-
-def _restore(binary, target, run, listener, change, failed, read_state, params) -> str:
-    _, clean = _restore_point(target, change, failed)
-    result = migrate(binary, target, run, listener, ["force", str(clean if clean is not None else -1)], [], params)
-    label = read_state().version_label
-    if result.failure is not None:
-        raise MigrationFailed(
-            f"{failed.id} rolled back, but marking version {clean} clean failed: {result.failure.message}; "
-            f"database at {label}",
-            version=failed.id,
-            state=label,
-        )
-    listener.note(run, "migration_state", f"{failed.id} rolled back whole; database marked clean at {label}",
-                  version=failed.id, state=label)
-    return label
-
-
-def _blockers(conn: psycopg.Connection, failed: Migration, direction: str) -> str:
+def _blockers(read_state: StateReader, failed: Migration, direction: str) -> str:
     from migrate_wrapper.checks import pre
 
-    result = pre.blocking_locks(conn, [failed], direction, long_transaction_seconds=float("inf"))
+    result = pre.blocking_locks(read_state.conn, [failed], direction, long_transaction_seconds=float("inf"))
     return result.reason if result.status == "fail" else "a session that has since released its lock"
 
 
@@ -263,19 +409,22 @@ def _cancel_lock_holder(target: Target, key: int) -> int | None:
         conn.close()
 
 
-def _stopped(settings, binary, target, run, listener, change, stopper, failed, read_state, params) -> WrapperError:
-    """Report a run stopped by the window or by the operator: what finished, what was interrupted, the state."""
-    finished = ", ".join(s.id for s in run.steps if s.direction == change.direction) or "none"
-    note = ""
-    if failed is not None:
-        if _restorable(target, change, failed, read_state):
-            _restore(binary, target, run, listener, change, failed, read_state, params)
-            note = f"; interrupted {failed.id} (rolled back whole)"
-        elif read_state().state.dirty:
-            note = f"; interrupted {failed.id} (left dirty: see the runbook's dirty-state recovery)"
-        else:
-            note = f"; stopped before {failed.id}"
-    st = read_state()
+def _stopped(ctx: _Context, stopper: Stopper, progress: Progress, result: runner.RunResult) -> WrapperError:
+    """Report a run stopped by the window or by the operator: what finished, what became of the interrupted step
+    (proved, or unknown), the state."""
+    step, verdict = _judge(ctx, progress, result)
+    marked, phrase = _conclude(ctx, step, verdict)
+    if step is not None:
+        note = f"; interrupted {phrase}" + ("" if marked else ": see the runbook's dirty-state recovery")
+    elif phrase:
+        note = f"; {phrase}"
+    else:
+        done = {(s.version, s.direction) for s in ctx.run.steps}
+        nxt = next((m for m in ctx.change.steps if (m.version, ctx.change.direction) not in done), None)
+        note = f"; stopped before {nxt.id}" if nxt else ""
+    finished = ", ".join(s.id for s in ctx.run.steps if s.direction == ctx.change.direction) or "none"
+    st = ctx.read_state()
+    run, settings, listener = ctx.run, ctx.settings, ctx.listener
     if stopper.reason == "window":
         message = (
             f"time window of {settings.migration_window_seconds}s exceeded: finished {finished}{note}; "

@@ -40,8 +40,18 @@ create table if not exists {SCHEMA}.{TABLE} (
     finished_at timestamptz,
     outcome text not null,
     error text,
-    trace_id text
+    trace_id text,
+    evidence jsonb
 );
+"""
+# Ledgers made before the evidence column: added once (ALTER locks the table, so only when it is missing).
+_ADD_EVIDENCE = f"""
+do $$ begin
+  if not exists (select 1 from information_schema.columns where table_schema = '{SCHEMA}' and table_name = '{TABLE}'
+                 and column_name = 'evidence') then
+    alter table {SCHEMA}.{TABLE} add column evidence jsonb;
+  end if;
+end $$;
 """
 
 
@@ -52,6 +62,7 @@ def begin(conn: psycopg.Connection, run: RunInfo, *, author: str, approver: str 
         try:
             with conn.transaction():
                 conn.execute(_DDL)
+                conn.execute(_ADD_EVIDENCE)
             break
         except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject):
             if attempt:
@@ -75,6 +86,27 @@ def finish(conn: psycopg.Connection, run: RunInfo, outcome: str, error: str | No
                 trace_id = coalesce(trace_id, %s) where run_id = %s""",
         (json.dumps(steps), outcome, error, run.trace_id, run.run_id),
     )
+
+
+def record_evidence(conn: psycopg.Connection, run_id: str, evidence: dict) -> None:
+    """What is known of the step running now (its transaction id, its verdict): what repair reads after a kill."""
+    conn.execute(f"update {SCHEMA}.{TABLE} set evidence = %s::jsonb where run_id = %s", (json.dumps(evidence), run_id))
+
+
+def last_evidence(conn: psycopg.Connection, component: str) -> tuple[str, dict | None] | None:
+    """(run_id, evidence) of the component's newest apply or rollback; None without a ledger or such a run."""
+    exists = conn.execute("select to_regclass(%s) is not null", (f"{SCHEMA}.{TABLE}",)).fetchone()[0]
+    if not exists:
+        return None
+    has_column = conn.execute(
+        "select 1 from information_schema.columns where table_schema = %s and table_name = %s and column_name = "
+        "'evidence'", (SCHEMA, TABLE)).fetchone()
+    row = conn.execute(
+        f"select run_id, {'evidence' if has_column else 'null'} from {SCHEMA}.{TABLE} "
+        "where component = %s and direction in ('up', 'down') order by started_at desc, run_id limit 1",
+        (component,),
+    ).fetchone()
+    return (row[0], row[1]) if row else None
 
 
 UNKNOWN = 2**63  # covered_from when the history cannot vouch for any version

@@ -34,6 +34,23 @@ class Stopper:
         self._thread = threading.Thread(target=self._escalate, args=(proc,), daemon=True)
         self._thread.start()
 
+    def halt(self) -> None:
+        """golang-migrate started a step that is not in the plan: stop it now, without waiting for the step. The
+        statement is cancelled repeatedly, because the first cancel may arrive before the step's file does."""
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        _signal(proc, signal.SIGINT)
+
+        def cancel_until_gone() -> None:
+            for _ in range(max(1, int(self.grace / 0.1))):
+                self._cancel()
+                if _wait(proc, 0.1):
+                    return
+            _signal(proc, signal.SIGKILL)
+
+        threading.Thread(target=cancel_until_gone, daemon=True).start()
+
     def on_signal(self, signum: int, frame: object) -> None:
         """First Ctrl-C/SIGTERM: stop after the running step; second: cancel the statement; third: kill."""
         self.signals += 1

@@ -165,7 +165,7 @@ def test_server_down_is_a_quick_connectivity_failure(tmp_path, fault):
     assert "pre-check failed: connectivity: cannot connect to postgres://u:***@127.0.0.1:1/db" in result.stderr
 
 
-@pytest.mark.faults(scenario="golang-migrate killed externally", expected="exit 1, dirty state reported")
+@pytest.mark.faults(scenario="golang-migrate killed externally", expected="exit 1, the step's fate proved")
 def test_golang_migrate_killed_externally(migrate_bin, dbs, project, fault):
     root = project({"operational": files(CREATE_T, SLOW, AFTER)})
     proc = spawn(dbs, root, "-c", "operational")
@@ -175,7 +175,13 @@ def test_golang_migrate_killed_externally(migrate_bin, dbs, project, fault):
     code, _, err = finish(proc)
     fault.observed(f"exit {code}: {error_line(err)}")
     assert code == 1
-    assert "database now at version 202601010100_slow (dirty)" in error_line(err)
+    # The server abandons the dead client's statement (client_connection_check_interval): its transaction aborted,
+    # which pg_xact_status proves, so the previous version is marked clean — and the database agrees.
+    assert "202601010100_slow (rolled back whole): its transaction" in error_line(err)
+    assert "aborted (pg_xact_status)" in error_line(err)
+    assert "database now at version 202601010000_create_t" in error_line(err)
+    assert version(dbs) == "202601010000"
+    assert dbs.server.psql(dbs.operational, "select to_regclass('slow') is null") == "t"
 
 
 @pytest.mark.faults(scenario="statement timeout", expected="exit 1 naming the step")
