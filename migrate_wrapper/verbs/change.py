@@ -35,11 +35,11 @@ class Options:
 
 def pre_checks(
     settings: Settings, target: Target, run: RunInfo, listener: Listener, conn: psycopg.Connection, st: Status,
-    reachable: CheckResult, change: Change,
+    opened: list[CheckResult], change: Change,
 ) -> list[CheckResult]:
-    # The migration lock comes first: while another run holds it, its step shows as dirty, and "another migration is
+    # The locks come first: while another run holds them, its step shows as dirty, and "another migration is
     # running" is the true reason.
-    results = [reachable]
+    results = list(opened)
     if change.steps:
         results.append(pre.migration_lock(conn, target.url, st))
     results += [pre.files(st, change.direction), pre.dirty(st, target.component.url_setting),
@@ -61,15 +61,16 @@ def run_change(
     listener: Listener,
     conn: psycopg.Connection,
     st: Status,
-    reachable: CheckResult,
+    opened: list[CheckResult],
     change: Change,
     options: Options,
     result: dict[str, str],
 ) -> None:
+    """`opened`: the checks already made while opening the target (connectivity, and the run lock unless a dry run)."""
     listener.run_started(run, [m.id for m in change.steps])
     if not run.dry_run:
         author, approver = _approve(settings, run, listener)
-    checks = pre_checks(settings, target, run, listener, conn, st, reachable, change)
+    checks = pre_checks(settings, target, run, listener, conn, st, opened, change)
     if not change.steps:
         verb = "apply" if change.direction == "up" else "roll back"
         listener.note(run, "migration_noop", f"{target.component.name}: nothing to {verb}")

@@ -56,13 +56,44 @@ def connector(target: Target, settings: Settings) -> Callable[[], psycopg.Connec
     return functools.partial(db.connect, target.url, timeout=settings.migration_connect_timeout_seconds)
 
 
-def status_once(target: Target, settings: Settings) -> plan.Status:
-    """Connect, read the target's state, disconnect: for verbs that only look."""
+def run_lock(conn: psycopg.Connection, target: Target, st: plan.Status) -> CheckResult:
+    """Take the wrapper's run lock for the whole run (runlock), as the first pre-check: a run already in progress
+    fails it at once. The caller reads the plan again once it holds the lock."""
+    from migrate_wrapper import runlock
+
+    key = pre.advisory_lock_key(target.url, st.state.schema, st.state.table)
+    try:
+        runlock.acquire(conn, key, running=st.unfinished_runs[-1] if st.unfinished_runs else None)
+    except PreCheckFailed as exc:
+        return CheckResult("pre", "migration_lock", "fail", exc.reason, data={"hint": exc.hint})
+    return CheckResult("pre", "run_lock", "ok", "no other migrate-wrapper run on this database; held for this run")
+
+
+def status_once(target: Target, settings: Settings, *, look_for_runs: bool = False) -> plan.Status:
+    """Connect, read the target's state, disconnect: for verbs that only look. `look_for_runs` also says whether a
+    run is in progress, so a dirty mark that is a running step is not taken for a failure."""
     conn, _ = connect(target, settings)
     try:
-        return read_status(conn, target)
+        st = read_status(conn, target)
+        if look_for_runs:
+            st.running = run_in_progress(conn, target, st)
+        return st
     finally:
         conn.close()
+
+
+def run_in_progress(conn: psycopg.Connection, target: Target, st: plan.Status) -> str | None:
+    from migrate_wrapper import runlock
+
+    key = pre.advisory_lock_key(target.url, st.state.schema, st.state.table)
+    holder = runlock.holder(conn, key)
+    if holder is not None:
+        run = f" — {st.unfinished_runs[-1]}" if st.unfinished_runs else ""
+        return f"a migrate-wrapper run is in progress ({holder}){run}"
+    other = pre.migration_lock(conn, target.url, st)
+    if other.status == "fail":
+        return f"golang-migrate is running outside this wrapper: {other.reason}"
+    return None
 
 
 def read_status(conn: psycopg.Connection, target: Target) -> plan.Status:

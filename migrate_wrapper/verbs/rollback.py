@@ -21,12 +21,17 @@ def rollback(settings: Settings, target: Target, version_id: str, *, listener: L
         conn, reachable = common.connect(target, settings)
         try:
             st = common.read_status(conn, target)
+            opened = [reachable]
+            if not options.dry_run:
+                opened.append(common.run_lock(conn, target, st))
+                if opened[-1].status == "ok":
+                    st = common.read_status(conn, target)  # the plan, read again now that no other run can move it
             run.from_version = st.current.id if st.current else None
             rb = plan.rollback(st, version_id)
             end = target.files.by_version(rb.end_version) if rb.end_version is not None else None
             run.target = end.id if end else None
             change = Change("down", rb.steps, rb.end_version)
-            run_change(settings, binary, target, run, listener, conn, st, reachable, change, options, result)
+            run_change(settings, binary, target, run, listener, conn, st, opened, change, options, result)
         finally:
             conn.close()
     return result.get("outcome", "ok")
