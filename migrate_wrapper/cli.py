@@ -36,6 +36,13 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
+class Assumption(str, Enum):
+    """repair --assume: the operator's decision where no evidence settles a step."""
+
+    committed = "committed"
+    rolled_back = "rolled-back"
+
+
 ComponentOpt = Annotated[
     Optional[str],
     typer.Option("--component", "-c", help="operational, analytics or all (default: MIGRATION_COMPONENT)."),
@@ -284,18 +291,24 @@ def repair(
     env: EnvOpt = None,
     yes: YesOpt = False,
     scratch_url: ScratchUrlOpt = None,
+    assume: Annotated[Optional[Assumption], typer.Option(
+        "--assume",
+        help="Your decision where no evidence settles it (a data-only step): the step's changes are there "
+             "(committed) or none are (rolled-back). Audited; refused where the evidence says otherwise.")] = None,
     log_format: LogFormatOpt = None,
     log_file: LogFileOpt = None,
 ) -> None:
-    """Settle a dirty database: compare its schema with what the migrations produce, then mark the right version
-    clean (golang-migrate force) — or refuse, showing the difference."""
+    """Settle a dirty database from proof (the audit ledger's evidence of the run, the schema compared with what the
+    migrations produce), then mark the right version clean (golang-migrate force) — or refuse, showing the
+    evidence."""
     from migrate_wrapper.verbs.change import Options
     from migrate_wrapper.verbs.repair import repair as repair_verb
 
     settings, targets = _targets(env, component, single="repair")
     server = _scratch(settings, scratch_url, targets)
     _, listener = _listeners(log_format, log_file, settings)
-    repair_verb(settings, targets[0], listener=listener, options=Options(confirm=_confirm(yes)), server=server)
+    repair_verb(settings, targets[0], listener=listener, options=Options(confirm=_confirm(yes)), server=server,
+                assume=assume.value if assume else None)
 
 
 @app.command("telemetry-check")
