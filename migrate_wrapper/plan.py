@@ -23,6 +23,7 @@ class Status:
     problems: list[str] = field(default_factory=list)
     edited: list[str] = field(default_factory=list)  # applied migrations whose file changed since
     unfinished_runs: list[str] = field(default_factory=list)  # from the audit ledger: runs that never ended
+    running: str | None = None  # a run in progress right now (it holds the run lock), when status looked for one
 
     @property
     def version_label(self) -> str:

@@ -22,9 +22,12 @@ def status_text(st: Status) -> str:
     lines += [f"  {m.id}" for m in st.applied]
     lines.append(f"pending:   {len(st.pending)}")
     lines += [f"  {m.id}" for m in st.pending]
-    if st.state.dirty:
+    if st.running:
+        lines.append(f"RUNNING:   {st.running}" + ("; the dirty mark is its step in progress, not a failure: do not "
+                                                   "repair" if st.state.dirty else ""))
+    elif st.state.dirty:
         lines.append(
-            "DIRTY: the last migration failed half-way; inspect the schema, then force the version "
+            f"DIRTY: a migration did not finish; run scripts/db/repair.sh --component {st.component} --env <file> "
             "(see the runbook's dirty-state recovery)"
         )
     for line in st.drift:
@@ -45,6 +48,7 @@ def status_dict(st: Status) -> dict:
         "folder": st.folder,
         "version": st.current.id if st.current else st.state.version,
         "dirty": st.state.dirty,
+        "running": st.running,
         "migrations_table": f"{st.state.schema}.{st.state.table}",
         "applied": [{"version": m.version_text, "slug": m.slug, "id": m.id} for m in st.applied],
         "pending": [{"version": m.version_text, "slug": m.slug, "id": m.id} for m in st.pending],

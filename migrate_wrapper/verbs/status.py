@@ -12,13 +12,13 @@ from migrate_wrapper.verbs import common
 def status(settings: Settings, target: Target, *, listener: Listener) -> Status:
     run = common.new_run("status", target, settings, "up", False)
     with common.tracked(run, listener, {}):
-        st = common.status_once(target, settings)
+        st = common.status_once(target, settings, look_for_runs=True)
         run.from_version = run.target = st.current.id if st.current else None
         listener.run_started(run, [m.id for m in st.pending])
         listener.note(
             run, "migration_status", f"{target.component.name} at {st.version_label}",
             version=run.target, dirty=st.state.dirty, applied=[m.id for m in st.applied],
-            pending=[m.id for m in st.pending], drift=st.drift,
+            pending=[m.id for m in st.pending], drift=st.drift, running=st.running,
         )
         for line in st.drift:
             listener.note(run, "migration_drift", line)
