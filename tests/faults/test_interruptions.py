@@ -12,47 +12,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import migration_files as files, CANARY_FORMS, ROOT, child_env, run_cli
+from tests.conftest import migration_files as files, ROOT, child_env, run_cli
+from tests.faults.runs import error_line, finish, spawn, version, wait_for_sleep
 
 pytestmark = [pytest.mark.integration]
 
 CREATE_T = ("202601010000_create_t", "create table t(id int);\n", "drop table t;\n")
 SLOW = ("202601010100_slow", "create table slow(id int);\nselect pg_sleep(3);\n", "drop table slow;\n")
 AFTER = ("202601010200_after", "create table after_slow(id int);\n", "drop table after_slow;\n")
-
-
-def spawn(dbs, root, *args, env=None):
-    return subprocess.Popen(
-        [sys.executable, "-m", "migrate_wrapper", "apply", "--env", str(dbs.env_file), "--yes", *args],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=child_env(env, root=root),
-    )
-
-
-def finish(proc, timeout=60):
-    out, err = proc.communicate(timeout=timeout)
-    assert "Traceback" not in out + err and not any(f in out + err for f in CANARY_FORMS)
-    return proc.returncode, out, err
-
-
-def error_line(err):
-    return [l for l in err.splitlines() if l.startswith("error: ")][-1]
-
-
-def wait_for_sleep(dbs, timeout=30):
-    deadline = time.monotonic() + timeout
-    with psycopg.connect(dbs.server.url(dbs.operational), autocommit=True) as conn:
-        while time.monotonic() < deadline:
-            row = conn.execute("select pid from pg_stat_activity where application_name = 'db-migrate-cli' "
-                               "and query like '%pg_sleep%' and state = 'active'").fetchone()
-            if row:
-                return row[0]
-            time.sleep(0.05)
-    raise AssertionError("golang-migrate never reached the slow step")
-
-
-def version(dbs):
-    return dbs.server.psql(dbs.operational, "select version::text || case when dirty then ' dirty' else '' end from schema_migrations")
 
 
 @pytest.mark.faults(scenario="Ctrl-C during a step", expected="step finishes, exit 130, clean")
@@ -195,7 +162,7 @@ def test_statement_timeout_is_a_clear_failure(migrate_bin, dbs, project, fault):
 
 
 @pytest.mark.faults(scenario="N applies of one component at once", expected="one applies, others exit 3")
-@pytest.mark.parametrize("n", [2, 5])
+@pytest.mark.parametrize("n", [2, 5, 10])
 def test_concurrent_applies_one_wins(migrate_bin, dbs, project, fault, n):
     slowish = ("202601010100_slowish", "create table slowish(id int);\nselect pg_sleep(1);\n", "drop table slowish;\n")
     root = project({"operational": files(CREATE_T, slowish, AFTER)})
@@ -211,6 +178,8 @@ def test_concurrent_applies_one_wins(migrate_bin, dbs, project, fault, n):
         dbs.operational,
         "select coalesce(json_agg(s->>'id'), '[]') from migration_meta.migration_audit, jsonb_array_elements(steps) s"))
     assert sorted(steps) == ["202601010000_create_t", "202601010100_slowish", "202601010200_after"]  # each once
+    outcomes = dbs.server.psql(dbs.operational, "select string_agg(outcome, ',') from migration_meta.migration_audit")
+    assert outcomes == "ok"  # the losers never started changing anything: no row, and never a 'failed' one
     assert version(dbs) == "202601010200"
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import migration_files as files
-from tests.faults.test_interruptions import CREATE_T, SLOW, AFTER, wait_for_sleep
+from tests.faults.runs import wait_for_sleep
+from tests.faults.test_interruptions import AFTER, CREATE_T, SLOW
 from tests.telemetry.conftest import child_env, json_records, otel_env
 
 pytestmark = pytest.mark.integration

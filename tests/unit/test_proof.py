@@ -1,0 +1,80 @@
+"""The pieces of proof that need no database: 64-bit transaction ids, golang-migrate's own statements, which files
+can be partly applied, and what a verdict rests on when golang-migrate's output already says it."""
+
+import pytest
+
+from migrate_wrapper import proof, sqlinfo
+from migrate_wrapper.dburl import DatabaseUrl
+from migrate_wrapper.runner import MigrateFailure
+
+
+@pytest.mark.parametrize(("xid32", "xmax", "full"), [
+    (733, 733, 733),  # a running transaction at the snapshot's xmax
+    (700, 733, 700),
+    (5, (3 << 32) + 10, (3 << 32) + 5),  # same epoch
+    (2**32 - 5, (3 << 32) + 10, (2 << 32) + 2**32 - 5),  # just before the wrap: the previous epoch
+    (5, (3 << 32) + 2**32 - 3, (4 << 32) + 5),  # just after the wrap: the next epoch
+])
+def test_full_transaction_ids_cross_the_wraparound(xid32, xmax, full):
+    assert proof.full_xid(xid32, xmax) == full
+
+
+def test_golang_migrates_own_statements_quote_as_lib_pq_does():
+    marks = proof.bookkeeping("my schema", 'odd"table')
+    assert 'TRUNCATE "my schema"."odd""table"' in marks
+    assert 'INSERT INTO "my schema"."odd""table" (version, dirty) VALUES ($1, $2)' in marks
+
+
+@pytest.mark.parametrize(("sql", "atomic"), [
+    ("create table a(id int);\ninsert into a values (1);\n", True),
+    ("do $$ begin perform 1; end $$;\n", True),
+    ("call fill();\n", False),
+    ("do $$ begin insert into a values (1); commit; end $$;\n", False),
+    ("select dblink_exec('dbname=x', 'insert into a values (1)');\n", False),
+    ("vacuum a;\n", False),
+    ("create database other;\n", False),
+    ("reindex database x;\n", False),
+    ("begin;\ncreate table a(id int);\ncommit;\n", False),
+    ("create index concurrently i on a(id);\n", False),
+])
+def test_anything_that_can_commit_on_its_own_is_not_atomic(sql, atomic):
+    assert sqlinfo.analyse(sql).atomic is atomic
+
+
+def test_multi_statement_mode_makes_every_multi_statement_file_partial(tmp_path):
+    path = tmp_path / "1_x.up.sql"
+    path.write_text("create table a(id int);\ninsert into a values (1);\n")
+    plain = DatabaseUrl.parse("postgres://u@h/db", setting="DB_URL")
+    multi = DatabaseUrl.parse("postgres://u@h/db?x-multi-statement=true", setting="DB_URL")
+    assert proof.not_atomic(plain, path) is None
+    assert "one by one" in proof.not_atomic(multi, path)
+
+
+def _step(**kw):
+    return proof.StepEvidence(id="2_seed", version=2, direction="up", dirty_version=2, before_version=1,
+                              path=None, **kw)
+
+
+def test_verdicts_from_golang_migrates_output():
+    body = MigrateFailure("migration_failed", "canceling statement due to user request")
+    mark = MigrateFailure("set_version", "golang-migrate could not record the version: lock timeout")
+    lost = MigrateFailure("no_answer", "driver: bad connection")
+    settle = lambda step, failure, partial=None: proof.settle(None, step, failure, partial=partial, wait=0)  # noqa: E731
+    assert settle(_step(started=False), body).kind == proof.NOT_RUN
+    assert settle(_step(started=True), body).kind == proof.ROLLED_BACK
+    assert settle(_step(started=True), mark).kind == proof.COMMITTED
+    assert settle(_step(started=True, body_done=True), None).kind == proof.COMMITTED
+    assert settle(_step(started=True), body, partial="it has its own BEGIN/COMMIT").kind == proof.UNKNOWN
+    assert settle(_step(started=True), mark, partial="it has CALL").kind == proof.UNKNOWN
+    # A lost answer proves nothing: with no backend or transaction seen, the verdict is unknown.
+    assert settle(_step(started=True), lost).kind == proof.UNKNOWN
+
+
+def test_evidence_is_tied_to_the_very_dirty_mark():
+    assert proof.same_mark(_step(mark_xmin=50), 50)
+    assert not proof.same_mark(_step(mark_xmin=50), 70)  # the mark was written again since
+    assert proof.same_mark(_step(xid=60), 50)  # the body began after the mark
+    assert not proof.same_mark(_step(xid=40), 50)  # an older run's transaction
+    assert not proof.same_mark(_step(), 50)
+    assert proof.StepEvidence.from_json(_step(xid=7).to_json()).xid == 7
+    assert proof.StepEvidence.from_json({"id": "x"}) is None
