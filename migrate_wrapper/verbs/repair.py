@@ -16,7 +16,7 @@ Anything unsettled is refused with the evidence shown, and the database is left 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from migrate_wrapper import execute, ledger, proof
@@ -68,12 +68,13 @@ def repair(settings: Settings, target: Target, *, listener: Listener, options: O
                 return "noop"
             author, approver = _approve(settings, run, listener)
             lock = common.run_lock(conn, target, st)
-            pre.run_all(run, listener, [reachable, lock, pre.migration_lock(conn, target.url, st)])
+            step = _ledger_step(conn, target, st.state.version)
+            pre.run_all(run, listener, [reachable, lock, _migration_lock(conn, target, st, step)])
             st = common.read_status(conn, target)  # read again under the run lock
             if not st.state.dirty:
                 raise UsageError(f"{target.component.name} became clean at {st.version_label} meanwhile; nothing "
                                  "was repaired")
-            decision = _decide(settings, binary, server, target, conn, st, assume)
+            decision = _decide(settings, binary, server, target, conn, st, assume, step)
             files = target.files.migrations
             run.target = _label(files, decision.version)
             if not options.confirm(f"Mark {target.component.name} clean at {run.target} (now {st.version_label})? "
@@ -106,11 +107,22 @@ def repair(settings: Settings, target: Target, *, listener: Listener, options: O
             conn.close()
 
 
-def _decide(settings, binary, server, target: Target, conn, st, assume: str | None) -> Decision:
+def _migration_lock(conn, target: Target, st, step: proof.StepEvidence | None):
+    """golang-migrate's lock must be free — unless its holder is the backend of the very run that left the mark,
+    still finishing a step whose client was killed: repair judges that step, waiting for it to end."""
+    check = pre.migration_lock(conn, target.url, st)
+    if check.status == "fail" and step is not None and (check.data or {}).get("pid") == step.pid:
+        return replace(check, status="warn", reason=(
+            f"golang-migrate's lock is held by pid {step.pid}, the backend of the run that left the dirty mark: its "
+            "client is gone; repair waits for its step to end"))
+    return check
+
+
+def _decide(settings, binary, server, target: Target, conn, st, assume: str | None,
+            step: proof.StepEvidence | None) -> Decision:
     files = target.files.migrations
     dirty = st.state.version
     _candidates(files, dirty)  # the dirty version must be among the files
-    step = _ledger_step(conn, target, dirty)
     direction = step.direction if step is not None else None
     if step is not None:
         partial = proof.not_atomic(target.url, Path(step.path) if step.path else None)
