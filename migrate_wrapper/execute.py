@@ -61,8 +61,7 @@ def url_params(settings: Settings, server_version: int | None = None) -> dict[st
 def evidence_for(target: Target, version: int, direction: str, *, started: bool = False) -> StepEvidence:
     """A step as golang-migrate runs it: an up to V marks V dirty; a down from V marks the version below V dirty."""
     migration = target.files.by_version(version)
-    below = [m.version for m in target.files.migrations if m.version < version]
-    previous = below[-1] if below else None
+    previous = target.files.previous(version)
     path = migration.path(direction) if migration else None
     return StepEvidence(
         id=migration.id if migration else str(version), version=version, direction=direction,
@@ -396,14 +395,8 @@ def _cancel_lock_holder(target: Target, key: int) -> int | None:
     Runs on the Stopper's thread, so it uses a connection of its own."""
     conn = db.connect(target.url)
     try:
-        row = conn.execute(
-            """
-            select l.pid, pg_cancel_backend(l.pid) from pg_locks l
-            where l.locktype = 'advisory' and l.classid = 0 and l.objid = %s and l.objsubid = 1 and l.granted
-              and l.database = (select oid from pg_database where datname = current_database())
-            """,
-            (key,),
-        ).fetchone()
+        row = conn.execute(f"select l.pid, pg_cancel_backend(l.pid) from pg_locks l where {db.MIGRATE_LOCK_HELD}",
+                           (key,)).fetchone()
         return int(row[0]) if row else None
     finally:
         conn.close()

@@ -7,6 +7,7 @@ files golang-migrate will use and which break the rules.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -47,7 +48,22 @@ class MigrationSet:
     problems: list[str] = field(default_factory=list)  # house-rule breaches, for status and pre-checks
 
     def by_version(self, version: int) -> Migration | None:
-        return next((m for m in self.migrations if m.version == version), None)
+        return self._index()[0].get(version)
+
+    def previous(self, version: int | None) -> int | None:
+        """The version just below `version` among the files (None: nothing below)."""
+        versions = self._index()[1]
+        i = bisect.bisect_left(versions, version) if version is not None else 0
+        return versions[i - 1] if i > 0 else None
+
+    def _index(self) -> tuple[dict[int, Migration], list[int]]:
+        # Looked up for every step golang-migrate reports; rebuilt only when the list was replaced or grew.
+        cached = self.__dict__.get("_index_cache")
+        if cached is None or cached[0] is not self.migrations or cached[1] != len(self.migrations):
+            cached = (self.migrations, len(self.migrations), {m.version: m for m in self.migrations},
+                      [m.version for m in self.migrations])
+            self.__dict__["_index_cache"] = cached
+        return cached[2], cached[3]
 
     def find(self, version_id: str) -> Migration | None:
         """Look up `YYYYMMDDHHMM_slug` (or a bare version) as the operator typed it."""

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from migrate_wrapper import db
 from migrate_wrapper.runner import MigrateFailure
 
 if TYPE_CHECKING:
@@ -111,12 +112,11 @@ def bookkeeping(schema: str, table: str) -> frozenset[str]:
                       "SELECT pg_advisory_unlock($1)"})
 
 
-_SIGHTING = """
+_SIGHTING = f"""
 select a.pid, a.backend_start::text, a.backend_xid::text, coalesce(a.query, ''),
        pg_snapshot_xmax(pg_current_snapshot())::text
 from pg_locks l join pg_stat_activity a on a.pid = l.pid
-where l.locktype = 'advisory' and l.classid = 0 and l.objid = %s and l.objsubid = 1 and l.granted
-  and l.database = (select oid from pg_database where datname = current_database())
+where {db.MIGRATE_LOCK_HELD}
 """
 
 

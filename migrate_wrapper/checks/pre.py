@@ -6,6 +6,7 @@ import zlib
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
+from migrate_wrapper import db
 from migrate_wrapper.dburl import DatabaseUrl
 from migrate_wrapper.events import CheckResult, Listener, RunInfo
 from migrate_wrapper.errors import PreCheckFailed
@@ -154,13 +155,11 @@ def migration_lock(conn: psycopg.Connection, url: DatabaseUrl, st: Status) -> Ch
     """Fail at once when another backend holds golang-migrate's advisory lock (golang-migrate would wait forever)."""
     key = advisory_lock_key(url, st.state.schema, st.state.table)
     row = conn.execute(
-        """
+        f"""
         select a.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local socket'),
                extract(epoch from now() - coalesce(a.backend_start, now()))::int, a.state
         from pg_locks l join pg_stat_activity a on a.pid = l.pid
-        where l.locktype = 'advisory' and l.classid = 0 and l.objid = %s and l.objsubid = 1 and l.granted
-          and l.database = (select oid from pg_database where datname = current_database())
-          and l.pid <> pg_backend_pid()
+        where {db.MIGRATE_LOCK_HELD} and l.pid <> pg_backend_pid()
         """,
         (key,),
     ).fetchone()
