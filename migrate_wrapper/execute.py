@@ -31,6 +31,8 @@ from migrate_wrapper.target import Target
 from migrate_wrapper.window import Stopper
 
 if TYPE_CHECKING:
+    import psycopg
+
     from migrate_wrapper.verbs.common import StateReader
 
 FORCE_LOCK_TIMEOUT_MS = 5000  # marking a version clean never waits longer than this behind a reader of the table
@@ -43,9 +45,9 @@ class Change:
     end_version: int | None  # where the database ends when every step succeeded
 
 
-def url_params(settings: Settings, server_version: int | None = None) -> dict[str, str]:
-    """Added to golang-migrate's URL unless the operator set them. `server_version` (libpq's number, e.g. 150004)
-    enables the dead-client check where the server has it (PostgreSQL 14+)."""
+def url_params(settings: Settings, conn: psycopg.Connection | None = None) -> dict[str, str]:
+    """Added to golang-migrate's URL unless the operator set them. With the wrapper's connection `conn`, also the
+    server's dead-client check where it has one (PostgreSQL 14+, and not on every platform)."""
     statement_ms = settings.migration_statement_timeout_ms or settings.migration_window_seconds * 1000
     params = {
         "application_name": db.APPLICATION_NAME,
@@ -53,9 +55,19 @@ def url_params(settings: Settings, server_version: int | None = None) -> dict[st
         "lock_timeout": str(settings.migration_lock_timeout_ms),
         "x-statement-timeout": str(statement_ms),
     }
-    if server_version is not None and server_version >= 140000:
+    if conn is not None and _has_dead_client_check(conn):
         params["client_connection_check_interval"] = "300"
     return params
+
+
+def _has_dead_client_check(conn: psycopg.Connection) -> bool:
+    import psycopg
+
+    try:  # local to this one statement's transaction: the wrapper's own session is left as it was
+        conn.execute("select set_config('client_connection_check_interval', '300', true)")
+        return True
+    except psycopg.Error:  # unknown before 14; refused where the platform cannot poll a socket for a hang-up
+        return False
 
 
 def evidence_for(target: Target, version: int, direction: str, *, started: bool = False) -> StepEvidence:
@@ -100,11 +112,12 @@ class Progress:
 
     def dirty_step(self, dirty_version: int | None) -> StepEvidence | None:
         """The step whose dirty mark the database shows: the last one started, or the next planned one, whose mark
-        golang-migrate may have set just before it was stopped (its body then never ran)."""
+        golang-migrate may have set just before it was stopped (its body then never ran). The latter only once this
+        golang-migrate has run a step: it then holds its lock, so no one else can have set that mark."""
         if self.started and self.started[-1].dirty_version == dirty_version:
             return self.started[-1]
         index = len(self.started)
-        if index < len(self.plan):
+        if index and index < len(self.plan):
             nxt = evidence_for(self.target, self.plan[index].version, self.direction)
             if nxt.dirty_version == dirty_version:
                 return nxt
@@ -163,6 +176,7 @@ def migrate(
         deadline=deadline,
         on_deadline=stopper.deadline if stopper else None,
         on_start=stopper.attach if stopper else lambda proc: None,
+        env=target.url.migrate_env(),
     )
 
 
@@ -197,7 +211,7 @@ def carry_out(
 
     first = read_state()
     ctx = _Context(settings, binary, target, run, listener, read_state, change,
-                   url_params(settings, read_state.conn.info.server_version),
+                   url_params(settings, read_state.conn),
                    pre.advisory_lock_key(target.url, first.state.schema, first.state.table),
                    proof.bookkeeping(first.state.schema, first.state.table))
     deadline = run.started + settings.migration_window_seconds
@@ -290,6 +304,9 @@ def _judge(ctx: _Context, progress: Progress, result: runner.RunResult) -> tuple
     when the database is clean."""
     st = ctx.read_state()
     if not st.state.dirty:
+        last = progress.started[-1] if progress.started else None
+        if last is not None and len(result.steps) < len(progress.started) and st.state.version == last.dirty_version:
+            _count_applied(ctx, last)  # stopped between its clean mark and its "Finished" line: it is done
         return None, None
     step = progress.dirty_step(st.state.version)
     if step is None:
@@ -326,12 +343,17 @@ def _conclude(ctx: _Context, step: StepEvidence | None, verdict: Verdict | None)
         return False, (f"{head}; marking version {version if version is not None else 'none'} clean failed ({why}): "
                        "repair marks it from the audit ledger's evidence")
     if verdict.kind == proof.COMMITTED:
-        migration = ctx.target.files.by_version(step.version)
-        ctx.run.steps.append(StepInfo(id=step.id, version=step.version, direction=step.direction,
-                                      sha256=migration.sha256(step.direction) if migration else None))
+        _count_applied(ctx, step)
     ctx.listener.note(ctx.run, "migration_state", f"{head}; database marked clean at {after.version_label}",
                       version=step.id, state=after.version_label, verdict=verdict.kind)
     return True, f"{head}; marked clean"
+
+
+def _count_applied(ctx: _Context, step: StepEvidence) -> None:
+    """A step that ran although golang-migrate never said "Finished": it counts in the report and the ledger."""
+    migration = ctx.target.files.by_version(step.version)
+    ctx.run.steps.append(StepInfo(id=step.id, version=step.version, direction=step.direction,
+                                  sha256=migration.sha256(step.direction) if migration else None))
 
 
 def _failed(ctx: _Context, result: runner.RunResult, step: StepEvidence | None, verdict: Verdict | None,

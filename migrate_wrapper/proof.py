@@ -86,7 +86,7 @@ def not_atomic(url: DatabaseUrl, path: Path | None) -> str | None:
     from migrate_wrapper import sqlinfo
 
     if path is None:
-        return None
+        return "its file is not in this checkout, so what it does cannot be judged"
     info = sqlinfo.analyse(path.read_text(encoding="utf-8", errors="replace"))
     if (url.param("x-multi-statement") or "").lower() in ("1", "t", "true") and info.statements > 1:
         return "x-multi-statement runs its statements one by one"
@@ -106,15 +106,20 @@ def _quote(name: str) -> str:
 
 
 def bookkeeping(schema: str, table: str) -> frozenset[str]:
-    """The statements golang-migrate itself sends after a step's body (seen in pg_stat_activity.query)."""
+    """The statements of golang-migrate's version update (SetVersion), seen in pg_stat_activity.query. Seen at work
+    (not idle: an idle COMMIT may still be the dirty mark's, before the body was sent) after a step's start line,
+    they are the clean mark's: the body had returned. The unlock is not among them: it follows a failed body too."""
     name = f"{_quote(schema)}.{_quote(table)}"
-    return frozenset({f"TRUNCATE {name}", f"INSERT INTO {name} (version, dirty) VALUES ($1, $2)", "BEGIN", "COMMIT",
-                      "SELECT pg_advisory_unlock($1)"})
+    return frozenset({f"TRUNCATE {name}", f"INSERT INTO {name} (version, dirty) VALUES ($1, $2)", "BEGIN", "COMMIT"})
 
+
+# pg_stat_activity.query holds at most track_activity_query_size bytes (1 MiB at the most): the start of a file is
+# all a look can be compared with, so no more of a file is ever read for it.
+QUERY_TEXT_MAX = 1024 * 1024
 
 _SIGHTING = f"""
 select a.pid, a.backend_start::text, a.backend_xid::text, coalesce(a.query, ''),
-       pg_snapshot_xmax(pg_current_snapshot())::text
+       pg_snapshot_xmax(pg_current_snapshot())::text, coalesce(a.state, '')
 from pg_locks l join pg_stat_activity a on a.pid = l.pid
 where {db.MIGRATE_LOCK_HELD}
 """
@@ -152,10 +157,10 @@ def full_xid(xid32: int, xmax: int) -> int:
 class Witness:
     """Watches golang-migrate's backend while a step runs, on the wrapper's own connection (idle meanwhile).
 
-    A look happens only once a step has run for INTERVAL, so fast steps cost nothing. Each look is attributed to the
-    step whose start line had been read before the look was made: golang-migrate is then in that step or later, and
-    only the last step is ever judged. A look counts as that step's body only when the backend's query is the start
-    of its file, and as "past the body" only when it is one of golang-migrate's own statements.
+    A step is first looked at once it has run for INTERVAL, so fast steps cost nothing. Each look is attributed to
+    the step whose start line had been read before the look was made: golang-migrate is then in that step or later,
+    and only the last step is ever judged. A look counts as that step's body only when the backend's query is the
+    start of its file, and as "past the body" only for golang-migrate's own version update at work.
     """
 
     INTERVAL = 0.1
@@ -163,8 +168,8 @@ class Witness:
     def __init__(self, conn: psycopg.Connection, lock_key: int, marks: frozenset[str],
                  on_change: Callable[[StepEvidence], None]) -> None:
         self.conn, self.lock_key, self.marks, self.on_change = conn, lock_key, marks, on_change
-        self._step: StepEvidence | None = None
-        self._body: tuple[str, str] | None = None  # (path, text) of the step being watched
+        self._step: tuple[StepEvidence, float] | None = None  # the step being watched, and when it started
+        self._body: tuple[str, str] | None = None  # (path, start of the file) of the step being watched
         self._running = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -174,12 +179,12 @@ class Witness:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
+        self._stop.set()  # a look still under way after this changes nothing (see look's `keep`)
         self._running.set()
         self._thread.join(timeout=5)
 
     def watch(self, step: StepEvidence) -> None:
-        self._step = step
+        self._step = (step, time.monotonic())
         self._running.set()
 
     def idle(self) -> None:
@@ -188,41 +193,57 @@ class Witness:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            if not self._running.wait(timeout=1.0) or self._stop.wait(self.INTERVAL):
+            if not self._running.wait(timeout=1.0):
                 continue
-            step = self._step
-            if step is None:
+            watched = self._step
+            if watched is None:
+                continue
+            step, since = watched
+            early = since + self.INTERVAL - time.monotonic()
+            if early > 0:
+                self._stop.wait(early)
                 continue
             try:
-                if look(self.conn, self.lock_key, self.marks, step, self._text(step)):
-                    self.on_change(step)
+                learned = look(self.conn, self.lock_key, self.marks, step, self._text(step),
+                               keep=lambda: not self._stop.is_set())
             except Exception:  # noqa: BLE001 - a lost connection ends the watch; the verdict says what is missing
                 return
+            if learned:
+                self.on_change(step)
+            self._stop.wait(self.INTERVAL)
 
     def _text(self, step: StepEvidence) -> str:
         if self._body is None or self._body[0] != step.path:
-            self._body = (step.path or "", body_text(step))
+            self._body = (step.path or "", body_start(step))
         return self._body[1]
 
 
-def body_text(step: StepEvidence) -> str:
-    """The file exactly as golang-migrate sends it (bytes as they are: CRLF stays CRLF)."""
-    return Path(step.path).read_bytes().decode("utf-8", errors="replace") if step.path else ""
+def body_start(step: StepEvidence) -> str:
+    """The start of the file exactly as golang-migrate sends it (bytes as they are: CRLF stays CRLF)."""
+    if not step.path:
+        return ""
+    with open(step.path, "rb") as file:
+        return file.read(QUERY_TEXT_MAX).decode("utf-8", errors="ignore")
 
 
-def look(conn: psycopg.Connection, lock_key: int, marks: frozenset[str], step: StepEvidence, body: str) -> bool:
+def look(conn: psycopg.Connection, lock_key: int, marks: frozenset[str], step: StepEvidence, body: str, *,
+         keep: Callable[[], bool] = lambda: True) -> bool:
     """One look at golang-migrate's backend on behalf of `step`; True when it taught something new. The backend is
-    taken as the step's own only when its query is the start of the step's file (or one of golang-migrate's own
-    statements, which come only after the body)."""
+    the step's own only when it is the one already seen for this step (pid and start time), or, the first time,
+    when its query is the start of the step's file; once known it is never replaced by another."""
     row = conn.execute(_SIGHTING, (lock_key,)).fetchone()
-    if row is None:
+    if row is None or not keep():
         return False
-    pid, backend_start, xid32, query, xmax = row
+    pid, backend_start, xid32, query, xmax, state = row
+    if step.pid is not None and (step.pid, step.backend_start) != (pid, backend_start):
+        return False  # another session has golang-migrate's lock now: nothing it does is this step's
     in_body = bool(query) and body.startswith(query)
-    is_mark = query in marks
-    if not (in_body or is_mark) or (in_body and is_mark):
+    is_mark = query in marks and state != "idle"
+    if in_body == is_mark:  # neither, or a file that is itself one of golang-migrate's statements: says nothing
         return False
-    changed = (step.pid, step.backend_start) != (pid, backend_start)
+    if step.pid is None and not in_body:
+        return False  # a backend first seen doing bookkeeping could be anyone's
+    changed = step.pid is None
     step.pid, step.backend_start = pid, backend_start
     if is_mark and not step.body_done:
         step.body_done = changed = True
@@ -253,7 +274,7 @@ def settle(conn: psycopg.Connection, step: StepEvidence, failure: MigrateFailure
             return Verdict(UNKNOWN, f"its body ran to its end ({how}), but {partial}")
         return Verdict(COMMITTED, f"its body had returned ({how}), so its one transaction committed")
     if lock_key is not None and step.xid is None and not step.body_done:
-        look(conn, lock_key, marks, step, body_text(step))
+        look(conn, lock_key, marks, step, body_start(step))
         if step.body_done:
             return settle(conn, step, failure, partial=partial, wait=wait)
     gone = _backend_gone(conn, step, wait)
@@ -262,7 +283,10 @@ def settle(conn: psycopg.Connection, step: StepEvidence, failure: MigrateFailure
     if step.xid is None:
         return Verdict(UNKNOWN, "its transaction was never seen (it had written nothing yet when last looked at, "
                                 f"or ran for less than {Witness.INTERVAL:g}s)")
-    status = conn.execute("select pg_xact_status(%s::text::xid8)", (str(step.xid),)).fetchone()[0]
+    try:
+        status = conn.execute("select pg_xact_status(%s::text::xid8)", (str(step.xid),)).fetchone()[0]
+    except Exception as exc:  # noqa: BLE001 - e.g. "in the future" after a failover to a replica that lacks it
+        return Verdict(UNKNOWN, f"the status of its transaction {step.xid} cannot be read ({type(exc).__name__})")
     if status in ("committed", "aborted") and partial:
         return Verdict(UNKNOWN, f"its transaction {step.xid} {status}, but {partial}")
     if status == "committed":

@@ -157,7 +157,7 @@ def migration_lock(conn: psycopg.Connection, url: DatabaseUrl, st: Status) -> Ch
     row = conn.execute(
         f"""
         select a.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local socket'),
-               extract(epoch from now() - coalesce(a.backend_start, now()))::int, a.state
+               extract(epoch from now() - coalesce(a.backend_start, now()))::int, a.state, a.backend_start::text
         from pg_locks l join pg_stat_activity a on a.pid = l.pid
         where {db.MIGRATE_LOCK_HELD} and l.pid <> pg_backend_pid()
         """,
@@ -165,7 +165,7 @@ def migration_lock(conn: psycopg.Connection, url: DatabaseUrl, st: Status) -> Ch
     ).fetchone()
     if row is None:
         return _result("migration_lock", "ok", "golang-migrate's advisory lock is free", key=key)
-    pid, app, client, seconds, state = row
+    pid, app, client, seconds, state, backend_start = row
     return _result(
         "migration_lock",
         "fail",
@@ -175,6 +175,7 @@ def migration_lock(conn: psycopg.Connection, url: DatabaseUrl, st: Status) -> Ch
         f"(select pg_terminate_backend({pid}))",
         key=key,
         pid=pid,
+        backend_start=backend_start,
     )
 
 

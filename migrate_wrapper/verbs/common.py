@@ -92,6 +92,13 @@ def run_in_progress(conn: psycopg.Connection, target: Target, st: plan.Status) -
         return f"a migrate-wrapper run is in progress ({holder}){run}"
     other = pre.migration_lock(conn, target.url, st)
     if other.status == "fail":
+        from migrate_wrapper import ledger, proof
+
+        found = ledger.last_evidence(conn, target.component.name)
+        step = proof.StepEvidence.from_json(found[1]) if found and found[1] else None
+        holder = ((other.data or {}).get("pid"), (other.data or {}).get("backend_start"))
+        if step is not None and (step.pid, step.backend_start) == holder:
+            return None  # the backend of a killed run, finishing its step: repair is what settles it
         return f"golang-migrate is running outside this wrapper: {other.reason}"
     return None
 
@@ -108,10 +115,12 @@ class StateReader:
     """Reads the target's state on the wrapper's own connection, reconnecting once when the server went away
     (a restart or failover mid-run): a lost connection must end in a reported state, never in a traceback."""
 
-    def __init__(self, target: Target, settings: Settings, conn: psycopg.Connection) -> None:
+    def __init__(self, target: Target, settings: Settings, conn: psycopg.Connection, *,
+                 run_lock_key: int | None = None) -> None:
         self.target = target
         self.settings = settings
         self._conn = conn
+        self.run_lock_key = run_lock_key  # the run lock the first connection held: a new one must take it again
 
     @property
     def conn(self) -> psycopg.Connection:
@@ -127,6 +136,7 @@ class StateReader:
         while True:
             try:
                 self._conn = db.connect(self.target.url, timeout=self.settings.migration_connect_timeout_seconds)
+                self._take_run_lock_again()
                 return
             except PreCheckFailed as exc:
                 if time.monotonic() >= deadline:
@@ -136,6 +146,20 @@ class StateReader:
                         hint="run status once the server is back",
                     ) from None
                 time.sleep(0.5)
+
+    def _take_run_lock_again(self) -> None:
+        from migrate_wrapper import runlock
+
+        if self.run_lock_key is None:
+            return
+        try:
+            runlock.acquire(self._conn, self.run_lock_key, running=None)
+        except PreCheckFailed:
+            raise MigrationFailed(
+                f"lost the connection to {self.target.url.masked()}, and another run took the run lock meanwhile; "
+                "this run stops here and the database's state is unknown",
+                hint="run status once that run has finished",
+            ) from None
 
     def __call__(self) -> plan.Status:
         import psycopg

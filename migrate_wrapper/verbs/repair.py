@@ -88,7 +88,7 @@ def repair(settings: Settings, target: Target, *, listener: Listener, options: O
             try:
                 forced = execute.migrate(binary, target, run, listener,
                                          ["force", str(decision.version if decision.version is not None else -1)],
-                                         [], execute.url_params(settings, conn.info.server_version))
+                                         [], execute.url_params(settings, conn))
                 after = common.read_status(conn, target)
                 if forced.failure is not None or after.state.dirty or after.state.version != decision.version:
                     raise MigrationFailed(
@@ -111,10 +111,11 @@ def _migration_lock(conn, target: Target, st, step: proof.StepEvidence | None):
     """golang-migrate's lock must be free — unless its holder is the backend of the very run that left the mark,
     still finishing a step whose client was killed: repair judges that step, waiting for it to end."""
     check = pre.migration_lock(conn, target.url, st)
-    if check.status == "fail" and step is not None and (check.data or {}).get("pid") == step.pid:
+    holder = ((check.data or {}).get("pid"), (check.data or {}).get("backend_start"))
+    if check.status == "fail" and step is not None and holder == (step.pid, step.backend_start):
         return replace(check, status="warn", reason=(
             f"golang-migrate's lock is held by pid {step.pid}, the backend of the run that left the dirty mark: its "
-            "client is gone; repair waits for its step to end"))
+            "client is gone; repair waits for its step to end, and ends it after the grace"))
     return check
 
 

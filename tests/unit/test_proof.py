@@ -78,3 +78,53 @@ def test_evidence_is_tied_to_the_very_dirty_mark():
     assert not proof.same_mark(_step(), 50)
     assert proof.StepEvidence.from_json(_step(xid=7).to_json()).xid == 7
     assert proof.StepEvidence.from_json({"id": "x"}) is None
+
+
+class _Conn:
+    """Answers the witness's one query with a row as pg_stat_activity would give it."""
+
+    def __init__(self, row):
+        self.row = row
+
+    def execute(self, sql, params=None):
+        return self
+
+    def fetchone(self):
+        return self.row
+
+
+MARKS = proof.bookkeeping("public", "schema_migrations")
+BODY = "insert into a values (1),(2),(3);\nselect pg_sleep(2);\n"
+
+
+def _row(query, state, xid="900", pid=41, started="t0"):
+    return (pid, started, xid, query, "1000", state)
+
+
+def test_a_look_takes_the_bodys_transaction_only_from_the_bodys_own_text():
+    step = _step(started=True)
+    assert proof.look(_Conn(_row("select 1", "active")), 1, MARKS, step, BODY) is False  # someone else's text
+    assert step.pid is None and step.xid is None
+    assert proof.look(_Conn(_row(BODY[:20], "active")), 1, MARKS, step, BODY) is True  # a truncated query text
+    assert (step.pid, step.xid) == (41, 900)
+
+
+def test_an_idle_commit_is_not_golang_migrate_past_the_body():
+    # Between the dirty mark's COMMIT and the body's arrival the backend is idle with query COMMIT.
+    step = _step(started=True)
+    proof.look(_Conn(_row(BODY, "active")), 1, MARKS, step, BODY)
+    assert proof.look(_Conn(_row("COMMIT", "idle", xid=None)), 1, MARKS, step, BODY) is False
+    assert not step.body_done
+    assert proof.look(_Conn(_row('TRUNCATE "public"."schema_migrations"', "active", xid=None)), 1, MARKS, step,
+                      BODY) is True
+    assert step.body_done
+
+
+def test_a_backend_first_seen_at_bookkeeping_or_another_backend_teaches_nothing():
+    step = _step(started=True)
+    assert proof.look(_Conn(_row('TRUNCATE "public"."schema_migrations"', "active")), 1, MARKS, step, BODY) is False
+    assert step.pid is None and not step.body_done
+    proof.look(_Conn(_row(BODY, "active")), 1, MARKS, step, BODY)
+    other = _row('TRUNCATE "public"."schema_migrations"', "active", pid=77, started="t9")  # a raw migrate, later
+    assert proof.look(_Conn(other), 1, MARKS, step, BODY) is False
+    assert (step.pid, step.body_done) == (41, False)
