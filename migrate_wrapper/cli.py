@@ -179,6 +179,11 @@ def edge(command):
 
 def _scratch(settings, scratch_url: str | None, targets=()):
     from migrate_wrapper import scratch
+    from migrate_wrapper.dburl import DatabaseUrl
+
+    if scratch_url and DatabaseUrl.parse(scratch_url, setting="--scratch-url").secrets():
+        raise UsageError("--scratch-url carries a password, which every local user can read on a command line",
+                         hint="put that URL in MIGRATION_SCRATCH_URL (the --env file or the environment) instead")
 
     return scratch.resolve(
         scratch_url, settings.scratch_url(), project_root=settings.project_root(),

@@ -1,7 +1,8 @@
 """Database URLs: parse once, validate, mask for display, and derive what golang-migrate and psycopg each need.
 
-The password never leaves this object except through `for_migrate()` and `psycopg_kwargs()`, which are called only
-at the edge where a connection is made; everything printable goes through `masked()` or `mask_text()`.
+The password never leaves this object except through `migrate_env()` (golang-migrate's environment, never its command
+line) and `psycopg_kwargs()`, which are called only at the edge where a connection is made; everything printable goes
+through `masked()` or `mask_text()`.
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ class DatabaseUrl:
     @property
     def where(self) -> str:
         host = self.host or dict(self.params).get("host", "localhost")
+        host = f"[{host}]" if ":" in host else host  # an IPv6 address, as a URL writes it
         return f"{host}:{self.port or 5432}/{self.database}"
 
     def masked(self) -> str:
@@ -121,20 +123,23 @@ class DatabaseUrl:
         return dict(self.params).get(name)
 
     def for_migrate(self, extra: dict[str, str] | None = None) -> str:
-        """The URL golang-migrate gets: the operator's own, plus defaults the operator did not set."""
-        params = dict(self.params)
+        """The URL golang-migrate gets on its command line: the operator's own, plus defaults the operator did not
+        set — and no secret, since every local user can read a command line. The password goes to golang-migrate
+        through its environment (`migrate_env`); lib/pq cannot use `sslpassword`, and would send it to the server as
+        a setting, so it is left out."""
+        params = {k: v for k, v in self.params if k not in _SECRET_PARAMS}
         for key, value in (extra or {}).items():
             params.setdefault(key, value)
-        userinfo = ""
-        if self.user or self.password:
-            userinfo = quote(self.user, safe="")
-            if self.password:
-                userinfo += ":" + quote(self.password, safe="")
-            userinfo += "@"
+        userinfo = f"{quote(self.user, safe='')}@" if self.user else ""
         host = f"[{self.host}]" if ":" in self.host else self.host
         port = f":{self.port}" if self.port else ""
         query = f"?{urlencode(params)}" if params else ""
         return f"{self.scheme}://{userinfo}{host}{port}/{quote(self.database, safe='')}{query}"
+
+    def migrate_env(self) -> dict[str, str]:
+        """What golang-migrate's environment needs for this URL: lib/pq reads the password from PGPASSWORD."""
+        password = self.password or dict(self.params).get("password", "")
+        return {"PGPASSWORD": password} if password else {}
 
     def psycopg_kwargs(self, *, connect_timeout: float) -> dict[str, str]:
         """Keyword arguments for psycopg.connect that reach the same server, database and settings as lib/pq."""

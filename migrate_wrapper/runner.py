@@ -230,8 +230,9 @@ def vet(path: Path, *, timeout: float = 10.0) -> Binary:
     return Binary(path=path, version=version.removeprefix("v"))
 
 
-def child_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in LIBPQ_HAZARDS}
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """golang-migrate's environment: the wrapper's, less what makes lib/pq panic, plus `extra` (the password)."""
+    return {**{k: v for k, v in os.environ.items() if k not in LIBPQ_HAZARDS}, **(extra or {})}
 
 
 def build_argv(binary: Path, *, source: Path, database_url: str, command: Sequence[str]) -> list[str]:
@@ -258,18 +259,20 @@ def run(
     deadline: float | None = None,
     on_deadline: Callable[[subprocess.Popen[bytes]], None] | None = None,
     on_start: Callable[[subprocess.Popen[bytes] | None], None] = lambda proc: None,
+    env: dict[str, str] | None = None,
 ) -> RunResult:
     """Run golang-migrate, parsing each line as it arrives; every line is masked before anyone sees it.
 
     At `deadline` (a time.monotonic() value) `on_deadline(process)` is called once to stop it; the run then goes on
-    reading until the process exits, so steps that finish in the meantime are still reported.
+    reading until the process exits, so steps that finish in the meantime are still reported. `env` is added to
+    golang-migrate's environment (DatabaseUrl.migrate_env: the password, which never goes on its command line).
     """
     proc = subprocess.Popen(
         argv,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        env=child_env(),
+        env=child_env(env),
         start_new_session=True,  # the wrapper decides when golang-migrate sees a signal
         preexec_fn=_die_with_parent,
     )

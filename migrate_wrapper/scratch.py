@@ -237,7 +237,7 @@ def run_migrate(
                              command=command)
     began = time.monotonic()
     result = runner.run(argv, mask=url.mask_text, on_event=on_event, deadline=deadline,
-                        on_deadline=lambda proc: runner.stop(proc, grace=0))
+                        on_deadline=lambda proc: runner.stop(proc, grace=0), env=url.migrate_env())
     wall_ms = (time.monotonic() - began) * 1000.0
     failed = None
     if (result.failure is not None or result.interrupted) and started:

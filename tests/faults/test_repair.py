@@ -22,7 +22,7 @@ def cli(dbs, root, *args, env=None):
 
 
 def repair(dbs, root, env=None):
-    return cli(dbs, root, "repair", "--yes", "--scratch-url", dbs.server.url("postgres"), env=env)
+    return cli(dbs, root, "repair", "--yes", env={"MIGRATION_SCRATCH_URL": dbs.server.url("postgres"), **(env or {})})
 
 
 def state(dbs):
@@ -84,7 +84,7 @@ def test_repair_uses_the_ledger_when_the_schema_cannot_tell(migrate_bin, dbs, pr
 def test_repair_of_a_clean_database_is_a_noop(migrate_bin, dbs, project):
     root = project({"operational": files(A)})
     assert cli(dbs, root, "apply", "--yes").returncode == 0
-    result = cli(dbs, root, "repair", "--yes", "--scratch-url", dbs.server.url("postgres"), "--log-format", "text")
+    result = cli(dbs, root, "repair", "--yes", "--log-format", "text", env={"MIGRATION_SCRATCH_URL": dbs.server.url("postgres")})
     assert result.returncode == 0 and "nothing to repair" in result.stdout
 
 

@@ -33,7 +33,7 @@ def cli(dbs, root, *args, env=None):
 
 
 def repair(dbs, root, *args):
-    return cli(dbs, root, "repair", "--yes", "--scratch-url", dbs.server.url("postgres"), *args)
+    return cli(dbs, root, "repair", "--yes", *args, env={"MIGRATION_SCRATCH_URL": dbs.server.url("postgres")})
 
 
 def assert_report_is_the_database(dbs, line):

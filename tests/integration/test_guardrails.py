@@ -314,11 +314,12 @@ def test_dry_run_rehearsal_catches_what_only_a_real_server_sees(migrate_bin, dbs
     root = project({"operational": files(*BASE)})
     assert apply(dbs, root).returncode == 0
     before = dbs.server.dump_schema(dbs.operational)
-    scratch = ["--dry-run", "--rehearse", "--scratch-url", dbs.server.url("postgres")]
-    ok = apply(dbs, project({"operational": files(*BASE, ALTER_T)}), *scratch, "--log-format", "text")
+    scratch = ["--dry-run", "--rehearse"]
+    on = {"MIGRATION_SCRATCH_URL": dbs.server.url("postgres")}  # a password: never on the command line
+    ok = apply(dbs, project({"operational": files(*BASE, ALTER_T)}), *scratch, "--log-format", "text", env=on)
     assert ok.returncode == 0, ok.output
     assert "202601010100_alter_t" in ok.stdout and "rehears" in ok.stdout.lower()
-    bad = apply(dbs, project({"operational": files(*BASE, ALTER_T, bad_type)}), *scratch)
+    bad = apply(dbs, project({"operational": files(*BASE, ALTER_T, bad_type)}), *scratch, env=on)
     assert bad.returncode == 1, bad.output
     assert "kilograms" in error_line(bad)
     assert dbs.server.dump_schema(dbs.operational) == before  # the target is only read

@@ -18,12 +18,26 @@ def test_masked_form_hides_the_password():
     assert CANARY not in repr(url) and ENCODED not in repr(url)
 
 
-def test_password_round_trips_to_golang_migrate_url():
+def test_golang_migrates_url_carries_no_secret_and_its_environment_the_password():
     url = parse(f"postgresql://app:{ENCODED}@db:5432/orders?sslmode=disable")
     out = url.for_migrate({"application_name": "db-migrate-cli", "sslmode": "require"})
-    assert out.startswith(f"postgresql://app:{ENCODED}@db:5432/orders?")
+    assert out.startswith("postgresql://app@db:5432/orders?")  # a command line: every local user can read it
+    assert CANARY not in out and ENCODED not in out
     assert "sslmode=disable" in out and "sslmode=require" not in out  # the operator's own setting wins
     assert "application_name=db-migrate-cli" in out
+    assert url.migrate_env() == {"PGPASSWORD": CANARY}  # lib/pq reads it when the URL has none
+
+
+def test_password_and_sslpassword_parameters_stay_off_the_command_line_too():
+    url = parse("postgres://app@db/orders?password=Sekr3t-param&sslpassword=Key-Sekr3t&sslmode=require")
+    out = url.for_migrate()
+    assert "Sekr3t" not in out and "password" not in out
+    assert url.migrate_env() == {"PGPASSWORD": "Sekr3t-param"}
+    assert "Sekr3t" not in url.masked()
+
+
+def test_masked_ipv6_keeps_its_brackets():
+    assert parse("postgres://u:pw-secret@[2001:db8::1]:5432/d").masked() == "postgres://u:***@[2001:db8::1]:5432/d"
 
 
 def test_psycopg_kwargs_route_parameters_like_lib_pq():
