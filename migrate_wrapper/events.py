@@ -36,6 +36,7 @@ class RunInfo:
     window_seconds: float | None = None  # the time window of an apply or rollback
     started: float = field(default_factory=time.monotonic)
     trace_id: str | None = None  # set by the tracer when there is one
+    overridden: tuple[str, ...] = ()  # settings whose --env file value the environment overrode (names only)
     steps: list[StepInfo] = field(default_factory=list)  # finished steps, in order, across retries
 
     def elapsed_ms(self) -> float:

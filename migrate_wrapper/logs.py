@@ -93,6 +93,7 @@ class LogListener(Listener):
         emit(
             run, "migration_start", f"{run.command} {run.component} started",
             command=run.command, database=run.database, from_version=run.from_version, target=run.target, plan=plan,
+            **({"overridden": list(run.overridden)} if run.overridden else {}),
         )
 
     def checks_finished(self, run: RunInfo, phase: str, results: list[CheckResult]) -> None:

@@ -80,6 +80,8 @@ class ConsoleListener(Listener):
         dry = " (dry run: nothing will be changed)" if run.dry_run else ""
         self._print(f"{run.component} @ {run.database}: {verb} {len(plan)} migration(s){dry}")
         self._print(f"  from {run.from_version or 'none'} to {run.target or 'none'}")
+        for key in run.overridden:
+            self._print(f"  note: {key} comes from the environment, not the --env file (the environment wins)")
         for step in plan:
             self._print(f"  - {step}")
 

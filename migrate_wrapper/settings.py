@@ -10,19 +10,35 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from migrate_wrapper import components
 from migrate_wrapper.components import Component
 from migrate_wrapper.dburl import DatabaseUrl
-from migrate_wrapper.errors import UsageError
+from migrate_wrapper.errors import UsageError, printable
 
 ENV_FILE_ENCODING = "utf-8-sig"  # tolerate a BOM written by Windows editors
 
 
+PG_MAX_MS = 2**31 - 1  # the largest lock_timeout / statement_timeout PostgreSQL takes
+MAX_WINDOW_SECONDS = PG_MAX_MS // 1000
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, env_file_encoding=ENV_FILE_ENCODING)
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, env_file_encoding=ENV_FILE_ENCODING,
+                                      allow_inf_nan=False)
+    _overridden: tuple[str, ...] = PrivateAttr(default=())  # WATCHED_OVERRIDES the environment took from the file
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        # load() passes the --env file's values as init arguments: the environment must still win over them.
+        return env_settings, init_settings
+
+    @property
+    def overridden(self) -> tuple[str, ...]:
+        return self._overridden
 
     db_url: SecretStr | None = None
     analytics_url: SecretStr | None = None
@@ -30,17 +46,19 @@ class Settings(BaseSettings):
     migration_environment: Literal["dev", "staging", "production"] = "dev"
     migration_author: str | None = None
     migration_approved_by: str | None = None
-    migration_window_seconds: int = Field(default=600, gt=0)
+    # Every number has a range (README, Configuration): PostgreSQL's timeouts are int4 milliseconds, and the window
+    # becomes golang-migrate's statement timeout in milliseconds.
+    migration_window_seconds: int = Field(default=600, gt=0, le=MAX_WINDOW_SECONDS)
     # Guardrails (see runbooks/database-migrations.md for what each one protects against).
-    migration_lock_timeout_ms: int = Field(default=5000, gt=0)
-    migration_statement_timeout_ms: int | None = Field(default=None, gt=0)  # default: the window
-    migration_lock_retries: int = Field(default=3, ge=1)  # tries in all, for a step that hit the lock timeout
-    migration_lock_retry_wait_seconds: float = Field(default=2.0, ge=0)  # doubles after each try
-    migration_long_transaction_seconds: float = Field(default=60.0, gt=0)
-    migration_connect_timeout_seconds: float = Field(default=5.0, gt=0)
-    migration_window_grace_seconds: float = Field(default=5.0, ge=0)
-    migration_exact_count_threshold: int = Field(default=100_000, ge=0)
-    migration_progress_seconds: float = Field(default=10.0, gt=0)  # progress records while a step runs
+    migration_lock_timeout_ms: int = Field(default=5000, gt=0, le=PG_MAX_MS)
+    migration_statement_timeout_ms: int | None = Field(default=None, gt=0, le=PG_MAX_MS)  # default: the window
+    migration_lock_retries: int = Field(default=3, ge=1, le=100)  # tries in all, for a step that hit the lock timeout
+    migration_lock_retry_wait_seconds: float = Field(default=2.0, ge=0, le=3600)  # doubles after each try
+    migration_long_transaction_seconds: float = Field(default=60.0, gt=0, le=MAX_WINDOW_SECONDS)
+    migration_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=3600)
+    migration_window_grace_seconds: float = Field(default=5.0, ge=0, le=3600)
+    migration_exact_count_threshold: int = Field(default=100_000, ge=0, le=2**62)
+    migration_progress_seconds: float = Field(default=10.0, gt=0, le=3600)  # progress records while a step runs
     migration_scratch_url: SecretStr | None = None  # where rehearsals and schema builds create throwaway databases
     migrate_bin: str | None = None
     migrate_wrapper_root: Path | None = None  # where db/migrations lives; the scripts set it
@@ -79,7 +97,7 @@ def read_env_file(path: Path) -> dict[str, str]:
     except UnicodeDecodeError:
         raise UsageError(f"env file {path} is not UTF-8 text") from None
     values: dict[str, str] = {}
-    first_line: dict[str, int] = {}
+    first_line: dict[str, tuple[int, str]] = {}
     for binding in parse_stream(io.StringIO(text)):
         line = binding.original.line
         if binding.error:
@@ -88,14 +106,15 @@ def read_env_file(path: Path) -> dict[str, str]:
             continue  # blank or comment
         if binding.value is None:
             raise UsageError(f"{path}:{line}: {binding.key} has no value", hint="expected KEY=value")
-        if binding.key in first_line:
-            raise UsageError(
-                f"{path}:{line}: {binding.key} is set again (first on line {first_line[binding.key]})",
-                hint="keep one",
-            )
-        first_line[binding.key] = line
+        key = binding.key.upper()  # keys are case-insensitive: db_url after DB_URL would silently win
+        if key in first_line:
+            first, spelled = first_line[key]
+            again = f" (first on line {first}" + (f" as {spelled})" if spelled != binding.key else ")")
+            raise UsageError(f"{path}:{line}: {printable(binding.key)} is set again{again}", hint="keep one")
+        first_line[key] = (line, binding.key)
         values[binding.key] = binding.value
     return values
+
 
 
 # Variables that make lib/pq panic, or (PGHOSTADDR) point libpq somewhere other than the URL: the wrapper reaches
@@ -103,18 +122,48 @@ def read_env_file(path: Path) -> dict[str, str]:
 LIBPQ_HAZARDS = ("PGSERVICE", "PGHOSTADDR", "PGSSLCRL")
 
 
+# Settings that change what is touched or what is required: when the environment overrides the file's value for one,
+# the plan says so (the environment still wins, as documented, but never silently).
+WATCHED_OVERRIDES = ("DB_URL", "ANALYTICS_URL", "MIGRATION_SCRATCH_URL", "MIGRATION_ENVIRONMENT",
+                     "MIGRATION_APPROVED_BY")
+
+
 def load(env_file: Path | None) -> Settings:
-    """Build the settings; OTEL_* keys from the file are exported so the OpenTelemetry SDK reads them itself."""
+    """Build the settings; OTEL_* keys from the file are exported so the OpenTelemetry SDK reads them itself.
+
+    The file's values are taken literally (no ${VAR} expansion: a password may contain one) and given to the model
+    as its lowest-priority source, below the environment."""
     for key in LIBPQ_HAZARDS:
         os.environ.pop(key, None)
     file_values = read_env_file(env_file) if env_file is not None else {}
     for key, value in file_values.items():
         if key.upper().startswith("OTEL_") or key.upper() == "MIGRATE_WRAPPER_TELEMETRY_FLUSH_SECONDS":
             os.environ.setdefault(key.upper(), value)
+    environment = _environment_settings()
     try:
-        # pydantic-settings' own precedence: the environment over the file.
-        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+        settings = Settings(**{key.lower(): value for key, value in file_values.items()
+                               if key.lower() in Settings.model_fields})
     except ValidationError as exc:
         error = exc.errors()[0]
         key = ".".join(str(p) for p in error["loc"]).upper()
-        raise UsageError(f"{key}: {error['msg']}") from None
+        raise UsageError(f"{key}: {printable(error['msg'])}") from None
+    in_file = {key.upper(): value for key, value in file_values.items()}
+    settings._overridden = tuple(key for key in WATCHED_OVERRIDES
+                                 if key in environment and key in in_file and environment[key] != in_file[key])
+    return settings
+
+
+def _environment_settings() -> dict[str, str]:
+    """The process environment's values for the settings, by upper-case name; one set twice in two spellings (DB_URL
+    and db_url) is refused, since which one pydantic-settings would take is arbitrary."""
+    seen: dict[str, str] = {}
+    found: dict[str, str] = {}
+    for name, value in os.environ.items():
+        key = name.upper()
+        if key.lower() not in Settings.model_fields:
+            continue
+        if key in seen:
+            raise UsageError(f"{printable(name)} and {printable(seen[key])} are both set in the environment",
+                             hint="keep one spelling")
+        seen[key], found[key] = name, value
+    return found

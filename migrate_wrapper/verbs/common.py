@@ -43,6 +43,8 @@ def new_run(command: str, target: Target, settings: Settings, direction: str, dr
         db_namespace=target.url.database,
         approved_by=settings.migration_approved_by,
         window_seconds=settings.migration_window_seconds if command != "status" else None,
+        overridden=tuple(key for key in settings.overridden
+                         if not key.endswith("_URL") or key in (target.component.url_setting, "MIGRATION_SCRATCH_URL")),
     )
 
 
