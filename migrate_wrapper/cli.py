@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from migrate_wrapper.errors import EXIT_CODE_HELP, ExitCode, UsageError, WrapperError
+from migrate_wrapper.errors import EXIT_CODE_HELP, ExitCode, UsageError, WrapperError, printable
 
 app = typer.Typer(
     name="migrate-wrapper",
@@ -145,7 +145,7 @@ def _fail(error: BaseException) -> typer.Exit:
     if isinstance(error, WrapperError):
         if error.diff:  # the evidence behind a refusal, for the operator to read
             typer.echo(mask_text(error.diff))
-        typer.echo(f"error: {mask_text(str(error))}", err=True)
+        typer.echo(f"error: {printable(mask_text(str(error)))}", err=True)  # one line, whatever the input held
         return typer.Exit(int(error.exit_code))
     if isinstance(error, KeyboardInterrupt):
         typer.echo("error: interrupted", err=True)

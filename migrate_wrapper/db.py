@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from migrate_wrapper.components import Component
 from migrate_wrapper.dburl import DatabaseUrl
-from migrate_wrapper.errors import PreCheckFailed
+from migrate_wrapper.errors import PreCheckFailed, UsageError, printable
 
 if TYPE_CHECKING:
     import psycopg
@@ -73,6 +73,11 @@ def read_version(conn: psycopg.Connection, url: DatabaseUrl, component: Componen
     schema, table = migrations_table(url, component)
     if schema is None:
         schema = conn.execute("select current_schema()").fetchone()[0]
+        if schema is None:  # golang-migrate keeps its table in current_schema(): with none it cannot even start
+            path = conn.execute("show search_path").fetchone()[0]
+            raise UsageError(f"{url.setting}: no schema on its search_path ({printable(path, 80)}) exists, so "
+                             "golang-migrate has nowhere to keep its table",
+                             hint="fix search_path in the URL, or create the schema")
     exists = conn.execute(
         "select 1 from pg_catalog.pg_tables where schemaname = %s and tablename = %s", (schema, table)
     ).fetchone()

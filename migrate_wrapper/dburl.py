@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
-from migrate_wrapper.errors import UsageError
+from migrate_wrapper.errors import UsageError, printable
 
 SCHEMES = ("postgres", "postgresql")
 LIB_PQ_SSLMODES = ("disable", "require", "verify-ca", "verify-full")  # lib/pq rejects allow and prefer
@@ -85,6 +85,7 @@ class DatabaseUrl:
                 f"{setting} has an invalid path",
                 hint="percent-encode special characters in the password (/ is %2F)",
             )
+        _check_params(setting, dict(params))
         url = cls(
             setting=setting,
             scheme=scheme,
@@ -167,6 +168,68 @@ class DatabaseUrl:
             kwargs["dbname"] = self.database
         kwargs["connect_timeout"] = str(max(1, round(connect_timeout)))
         return kwargs
+
+
+_GO_BOOLS = {"1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False"}  # strconv.ParseBool
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*$")
+_UNIT_MS = {None: 1.0, "us": 0.001, "ms": 1.0, "s": 1000.0, "min": 60_000.0, "h": 3_600_000.0, "d": 86_400_000.0}
+# Server timeouts a URL may set (directly, or as `options=-c name=value`), with the least value that leaves
+# golang-migrate's own statements and the wrapper's checks room to run (0 means none, as in PostgreSQL).
+_TIMEOUTS_MIN_MS = {"lock_timeout": 1, "statement_timeout": 1000, "idle_in_transaction_session_timeout": 1000,
+                    "idle_session_timeout": 1000, "client_connection_check_interval": 1}
+_PG_MAX_MS = 2**31 - 1
+_GO_MAX_MS = (2**63 - 1) // 1_000_000  # x-statement-timeout becomes a Go time.Duration in nanoseconds
+
+
+def _check_params(setting: str, params: dict[str, str]) -> None:
+    """Every URL parameter the wrapper or golang-migrate's driver interprets, checked before anything connects."""
+    def bad(name: str, why: str, hint: str | None = None) -> UsageError:
+        return UsageError(f"{setting}: {name} {why}", hint=hint)
+
+    for name in ("x-migrations-table-quoted", "x-multi-statement"):
+        if name in params and params[name] not in _GO_BOOLS:
+            raise bad(f"{name}={printable(params[name], 60)}", "is not a boolean golang-migrate reads",
+                      "use true or false")
+    for name, low, high in (("x-statement-timeout", 0, _GO_MAX_MS), ("x-multi-statement-max-size", 1, 2**31 - 1),
+                            ("connect_timeout", 0, 2**31 - 1)):
+        if name in params and not (params[name].isdigit() and low <= int(params[name]) <= high):
+            raise bad(f"{name}={printable(params[name], 60)}", f"is not a whole number from {low} to {high}")
+    if (params.get("x-migrations-table-quoted") or "false").lower() in ("1", "t", "true"):
+        table = params.get("x-migrations-table", "")
+        names = re.findall(r'"(.*?)"', table)
+        if not (table.startswith('"') and table.endswith('"') and len(table) > 1) or not 1 <= len(names) <= 2 \
+                or not all(names):
+            raise bad(f"x-migrations-table={printable(table, 60)}", "is not a quoted name with "
+                      "x-migrations-table-quoted", 'write it as "schema"."table" or "table"')
+    settings = {k: v for k, v in params.items() if k in _TIMEOUTS_MIN_MS}
+    settings.update(_options_settings(params.get("options", "")))
+    for name, value in settings.items():
+        if name not in _TIMEOUTS_MIN_MS:
+            continue
+        m = _DURATION.match(value)
+        ms = float(m[1]) * _UNIT_MS[m[2]] if m else None
+        if ms is None or ms > _PG_MAX_MS or (0 < ms < _TIMEOUTS_MIN_MS[name]):
+            raise bad(f"{name}={printable(value, 60)}", f"must be 0 (none) or {_TIMEOUTS_MIN_MS[name]} ms to "
+                      f"{_PG_MAX_MS} ms (5000, 5s, 1min)", "golang-migrate's own statements and the wrapper's checks "
+                      "run under it; MIGRATION_STATEMENT_TIMEOUT_MS and MIGRATION_LOCK_TIMEOUT_MS bound a migration")
+
+
+def _options_settings(options: str) -> dict[str, str]:
+    """The `-c name=value` (or `--name=value`) settings in libpq's options string."""
+    found: dict[str, str] = {}
+    tokens = options.split()
+    for i, token in enumerate(tokens):
+        pair = None
+        if token == "-c" and i + 1 < len(tokens):
+            pair = tokens[i + 1]
+        elif token.startswith("-c") and len(token) > 2:
+            pair = token[2:]
+        elif token.startswith("--") and "=" in token:
+            pair = token[2:]
+        if pair and "=" in pair:
+            name, value = pair.split("=", 1)
+            found[name.replace("-", "_").lower()] = value
+    return found
 
 
 MIN_MASKED_LENGTH = 4  # shorter secrets would blank out ordinary words; URL userinfo is still masked below

@@ -25,6 +25,13 @@ EXIT_CODE_HELP = (
 )
 
 
+def printable(text: str, limit: int | None = None) -> str:
+    """Input quoted in a message: control characters (a NUL, an escape, a newline) as escapes, never echoed raw into
+    a terminal or a log line; cut at `limit`."""
+    clean = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return clean if limit is None or len(clean) <= limit else clean[:limit] + "…"
+
+
 class WrapperError(Exception):
     """An expected failure: the message is for the operator, already free of secrets."""
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import bisect
 import hashlib
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from migrate_wrapper.errors import UsageError
+from migrate_wrapper.errors import UsageError, printable
 
 GOLANG_MIGRATE_NAME = re.compile(r"^([0-9]+)_(.*)\.(down|up)\.(.*)$")
 HOUSE_ID = re.compile(r"^(\d{12})_([a-z0-9]+(?:_[a-z0-9]+)*)\Z")  # \Z: "$" would accept a trailing newline
@@ -38,7 +39,26 @@ class Migration:
 
     def sha256(self, direction: str = "up") -> str | None:
         path = self.path(direction)
-        return hashlib.sha256(path.read_bytes()).hexdigest() if path else None
+        return file_sha256(path) if path else None
+
+
+# Above this size a migration's SQL is not read whole, parsed or linted (a warning names the file): pglast and squawk
+# need many times a file's size in memory, and a data load of tens of MB is golang-migrate's to stream, not ours.
+ANALYSED_MAX_BYTES = 2 * 1024 * 1024
+
+
+def too_big(path: Path) -> str | None:
+    """Why `path` is not analysed, or None when it is small enough."""
+    size = path.stat().st_size
+    if size <= ANALYSED_MAX_BYTES:
+        return None
+    return (f"{path.name} is {size / 2**20:.1f} MiB, above the {ANALYSED_MAX_BYTES // 2**20} MiB analysis limit: "
+            "not analysed")
+
+
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()  # in chunks: memory does not grow with the file
 
 
 @dataclass
@@ -83,7 +103,7 @@ def parse_id(version_id: str) -> tuple[int, str]:
     match = HOUSE_ID.match(version_id)
     if not match:
         raise UsageError(
-            f"'{_printable(version_id)}' is not a migration id",
+            f"'{printable(version_id, 80)}' is not a migration id",
             hint="expected YYYYMMDDHHMM_slug, e.g. 202611010900_create_accounts",
         )
     return int(match.group(1)), match.group(2)
@@ -93,9 +113,16 @@ def _inside(path: Path, root: Path) -> bool:
     return path.resolve().is_relative_to(root.resolve())
 
 
-def _printable(text: str, limit: int = 80) -> str:
-    clean = "".join(ch if ch.isprintable() else "?" for ch in text)
-    return clean if len(clean) <= limit else clean[:limit] + "…"
+def _regular_file(path: Path) -> None:
+    """golang-migrate opens every name that looks like a migration: each must be a readable regular file."""
+    try:
+        mode = path.stat().st_mode  # follows links: a loop or a dangling link fails here
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror} (a link that loops or leads nowhere?)",
+                         hint="fix or remove it: golang-migrate would try to read it") from None
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"{path} is not a regular file (a directory?)",
+                         hint="rename or remove it: its name makes golang-migrate take it for a migration")
 
 
 def scan(folder: Path, root: Path | None = None) -> MigrationSet:
@@ -123,6 +150,7 @@ def scan(folder: Path, root: Path | None = None) -> MigrationSet:
                 result.problems.append(f"{name}: not a migration file name; golang-migrate ignores it")
             continue
         version_text, slug, direction, ext = match.groups()
+        _regular_file(folder / name)
         if root is not None and (folder / name).is_symlink() and not _inside(folder / name, root):
             raise UsageError(f"{folder / name} is a link leading outside the project")
         version = int(version_text)

@@ -93,6 +93,24 @@ def symlinked_file(ctx):
     return apply(str(ctx.dbs.env_file))
 
 
+def named_like_a_migration(ctx, make):
+    ctx.root = ctx.project({})
+    folder = ctx.root / "db/migrations/operational"
+    (folder / "202601010000_t.up.sql").write_bytes(GOOD_UP)
+    (folder / "202601010000_t.down.sql").write_bytes(GOOD_DOWN)
+    make(folder)
+    return apply(str(ctx.dbs.env_file))
+
+
+def link_loop(folder):
+    (folder / "202601010100_a.up.sql").symlink_to(folder / "202601010100_b.up.sql")
+    (folder / "202601010100_b.up.sql").symlink_to(folder / "202601010100_a.up.sql")
+
+
+def setting(ctx, line: bytes):
+    return apply(ctx.env_file(ctx.good_lines() + line + b"\n"))
+
+
 def applied_then(ctx, args):
     assert run_cli("apply", "-c", "operational", "--env", str(ctx.dbs.env_file), "--yes").returncode == 0
     return args
@@ -114,7 +132,26 @@ CASES = [
     Case("env: bad environment name", lambda c: apply(c.env_file(c.good_lines() + b"MIGRATION_ENVIRONMENT=prod\n")), 2, "MIGRATION_ENVIRONMENT"),
     Case("env: window not a number", lambda c: apply(c.env_file(c.good_lines() + b"MIGRATION_WINDOW_SECONDS=ten\n")), 2, "MIGRATION_WINDOW_SECONDS"),
     Case("env: unterminated quote", lambda c: apply(c.env_file(b'DB_URL="postgres://u@h/d\n')), 2, "cannot parse this line"),
+    Case("env: key again in another spelling", lambda c: setting(c, b"db_url=postgres://x@127.0.0.1/wrongdb"), 2, "db_url is set again (first on line 1 as DB_URL)"),
+    Case("env: environment again in another spelling", lambda c: apply(c.env_file(b"DB_URL=" + base_url(c).encode() + b"\nMIGRATION_ENVIRONMENT=production\nmigration_environment=dev\n")), 2, "migration_environment is set again (first on line 2 as MIGRATION_ENVIRONMENT)"),
+    Case("env: a NUL byte in a value", lambda c: setting(c, b"MIGRATION_ENVIRONMENT=pro\x00d"), 2, "MIGRATION_ENVIRONMENT"),
+    Case("env: window beyond its range", lambda c: setting(c, b"MIGRATION_WINDOW_SECONDS=9999999999"), 2, "MIGRATION_WINDOW_SECONDS: Input should be less than or equal to 2147483"),
+    Case("env: connect timeout inf", lambda c: setting(c, b"MIGRATION_CONNECT_TIMEOUT_SECONDS=inf"), 2, "MIGRATION_CONNECT_TIMEOUT_SECONDS: Input should be a finite number"),
+    Case("env: grace nan", lambda c: setting(c, b"MIGRATION_WINDOW_GRACE_SECONDS=nan"), 2, "MIGRATION_WINDOW_GRACE_SECONDS"),
+    Case("env: lock timeout beyond PostgreSQL's", lambda c: setting(c, b"MIGRATION_LOCK_TIMEOUT_MS=99999999999"), 2, "MIGRATION_LOCK_TIMEOUT_MS: Input should be less than or equal to 2147483647"),
+    Case("env: statement timeout beyond PostgreSQL's", lambda c: setting(c, b"MIGRATION_STATEMENT_TIMEOUT_MS=3000000000"), 2, "MIGRATION_STATEMENT_TIMEOUT_MS"),
+    Case("env: retries zero", lambda c: setting(c, b"MIGRATION_LOCK_RETRIES=0"), 2, "MIGRATION_LOCK_RETRIES"),
+    Case("env: progress negative", lambda c: setting(c, b"MIGRATION_PROGRESS_SECONDS=-1"), 2, "MIGRATION_PROGRESS_SECONDS"),
     # URLs
+    Case("url: search_path with no schema that exists", lambda c: with_url(c, base_url(c) + "&search_path=nosuch"), 2, "no schema on its search_path (nosuch) exists"),
+    Case("url: options with statement_timeout=1", lambda c: with_url(c, base_url(c) + "&options=-c%20statement_timeout%3D1"), 2, "statement_timeout=1 must be 0 (none) or 1000 ms"),
+    Case("url: statement_timeout=1ms", lambda c: with_url(c, base_url(c) + "&statement_timeout=1ms"), 2, "statement_timeout=1ms must be"),
+    Case("url: lock_timeout beyond PostgreSQL's", lambda c: with_url(c, base_url(c) + "&lock_timeout=99999999999"), 2, "lock_timeout=99999999999 must be"),
+    Case("url: malformed quoted migrations table", lambda c: with_url(c, base_url(c) + "&x-migrations-table=%22a.b&x-migrations-table-quoted=1"), 2, "is not a quoted name with x-migrations-table-quoted"),
+    Case("url: quoted flag that is not a boolean", lambda c: with_url(c, base_url(c) + "&x-migrations-table-quoted=yes"), 2, "x-migrations-table-quoted=yes is not a boolean"),
+    Case("url: x-statement-timeout not a number", lambda c: with_url(c, base_url(c) + "&x-statement-timeout=soon"), 2, "x-statement-timeout=soon is not a whole number"),
+    Case("url: x-statement-timeout beyond Go's durations", lambda c: with_url(c, base_url(c) + "&x-statement-timeout=99999999999999"), 2, "x-statement-timeout=99999999999999"),
+    Case("url: connect_timeout not a number", lambda c: with_url(c, base_url(c) + "&connect_timeout=-5"), 2, "connect_timeout=-5 is not a whole number"),
     Case("url: no scheme", lambda c: with_url(c, "127.0.0.1:5432/db"), 2, "is not a URL (no scheme)"),
     Case("url: mysql scheme", lambda c: with_url(c, "mysql://u:p@h/d"), 2, "scheme 'mysql://'"),
     Case("url: raw # in password", lambda c: with_url(c, "postgres://u:pa#ss@127.0.0.1/d"), 2, "contains '#'"),
@@ -141,6 +178,9 @@ CASES = [
     Case("file: symlink outside the repository", symlinked_file, 2, "is a link leading outside the project"),
     Case("file: byte-order mark", lambda c: migrations(c, b"\xef\xbb\xbf" + GOOD_UP), 3, "byte-order mark"),
     Case("file: not UTF-8", lambda c: migrations(c, b"create table t(n text default '\xe9');\n"), 3, "is not UTF-8"),
+    Case("file: a directory named like a migration", lambda c: named_like_a_migration(c, lambda f: (f / "202601010100_x.up.sql").mkdir()), 2, "202601010100_x.up.sql is not a regular file"),
+    Case("file: a symlink loop", lambda c: named_like_a_migration(c, link_loop), 2, "a link that loops or leads nowhere"),
+    Case("file: a dangling link", lambda c: named_like_a_migration(c, lambda f: (f / "202601010100_x.up.sql").symlink_to(f / "gone.sql")), 2, "a link that loops or leads nowhere"),
     Case("file: duplicate version", lambda c: (c.files({"202601010000_a.up.sql": GOOD_UP, "202601010000_b.up.sql": GOOD_UP}), apply(str(c.dbs.env_file)))[1], 2, "duplicate up migration"),
     Case("file: up without down", lambda c: (c.files({"202601010000_a.up.sql": GOOD_UP}), apply(str(c.dbs.env_file)))[1], 3, "has no down file"),
     Case("file: version too large", lambda c: (c.files({"99999999999999999999_a.up.sql": GOOD_UP}), apply(str(c.dbs.env_file)))[1], 2, "too large"),
