@@ -98,6 +98,22 @@ def _commits_itself(stmt, ast) -> str | None:
     return None
 
 
+def shown_query(text: str, limit: int = 120) -> str:
+    """Another session's SQL as a message may show it: every literal replaced ($1, $2, …) by PostgreSQL's own
+    normaliser (libpg_query, through pglast), white space folded, capped. Text that does not parse (cut short by
+    track_activity_query_size, say) cannot be masked, so it is not shown at all."""
+    from pglast.parser import normalize
+
+    if not text.strip():
+        return "(no query)"
+    try:
+        normal = normalize(text)
+    except Exception:  # noqa: BLE001 - ParseError, or anything the C normaliser rejects
+        return "(query not shown: it does not parse, so its literals cannot be masked)"
+    one = " ".join(normal.split())
+    return one if len(one) <= limit else one[:limit] + "…"
+
+
 def analyse(sql_text: str) -> FileInfo:
     from pglast import ast, enums, parse_sql
     from pglast.parser import ParseError

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import zlib
 from typing import TYPE_CHECKING
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from migrate_wrapper import db
 from migrate_wrapper.dburl import DatabaseUrl
 from migrate_wrapper.events import CheckResult, Listener, RunInfo
 from migrate_wrapper.errors import PreCheckFailed
-from migrate_wrapper.migrations import Migration
+from migrate_wrapper.migrations import Migration, too_big
 from migrate_wrapper.plan import Status
 
 ADVISORY_LOCK_SALT = 1486364155  # golang-migrate's database.advisoryLockIDSalt
@@ -44,22 +45,42 @@ def files(st: Status, direction: str) -> CheckResult:
     warnings = []
     for migration in moving:
         path = migration.path(direction)
-        raw = path.read_bytes() if path else b""
-        if raw.startswith(b"\xef\xbb\xbf"):
-            return _result("files", "fail", f"{path.name} starts with a byte-order mark, which PostgreSQL rejects",
-                           hint="save the file as UTF-8 without BOM")
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            return _result("files", "fail", f"{path.name} is not UTF-8 (byte {exc.start})",
-                           hint="save the file as UTF-8")
-        if not raw.strip():
+        if path is None:
+            continue
+        problem, empty = _read_check(path)
+        if problem is not None:
+            return _result("files", "fail", problem[0], hint=problem[1])
+        if empty:
             warnings.append(f"{path.name} is empty: golang-migrate will move the version without changing anything")
     if warnings:
         return _result("files", "warn", warnings[0], problems=warnings + st.problems)
     if st.problems:
         return _result("files", "warn", st.problems[0], problems=st.problems)
     return _result("files", "ok", f"{len(st.applied)} applied, {len(st.pending)} pending")
+
+
+def _read_check(path: Path) -> tuple[tuple[str, str] | None, bool]:
+    """((problem, hint) or None, whether the file holds only white space), reading it in chunks."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    empty, offset = True, 0
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            if offset == 0 and chunk.startswith(b"\xef\xbb\xbf"):
+                return (f"{path.name} starts with a byte-order mark, which PostgreSQL rejects",
+                        "save the file as UTF-8 without BOM"), False
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                return (f"{path.name} is not UTF-8 (byte {offset + exc.start})", "save the file as UTF-8"), False
+            empty = empty and not chunk.strip()
+            offset += len(chunk)
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return (f"{path.name} is not UTF-8 (it ends inside a character)", "save the file as UTF-8"), False
+    return None, empty
 
 
 def dirty(st: Status, url_setting: str) -> CheckResult:
@@ -101,6 +122,9 @@ def sql(migrations: list[Migration], direction: str) -> CheckResult:
     for migration in migrations:
         path = migration.path(direction)
         if path is None:
+            continue
+        if skipped := too_big(path):
+            warnings.append(skipped)
             continue
         try:
             text = path.read_bytes().decode("utf-8")
@@ -211,9 +235,13 @@ def blocking_locks(
     if not locked:
         return _result("blocking_locks", "ok", "no other session holds a table lock")
     needed: dict[str, str] = {}
+    unread: list[str] = []
     for migration in migrations:
         path = migration.path(direction)
         if path is None:
+            continue
+        if skipped := too_big(path):
+            unread.append(skipped)
             continue
         text = path.read_text(encoding="utf-8", errors="replace")
         lowered = text.lower()
@@ -223,6 +251,8 @@ def blocking_locks(
         for table, mode in info.tables.items():
             needed[table] = sqlinfo.stronger(needed.get(table, mode), mode)
     if not needed:
+        if unread:  # which tables such a file needs is not known: say so rather than call it clear
+            return _result("blocking_locks", "warn", f"{unread[0]}; the tables it locks are not checked")
         return _result("blocking_locks", "ok", "the pending migrations touch no existing table")
     rows = conn.execute(
         """
@@ -234,7 +264,7 @@ def blocking_locks(
         )
         select distinct w.relid::regclass::text, w.mode, l.mode, l.pid,
                extract(epoch from now() - a.xact_start)::int, coalesce(a.state, ''),
-               left(regexp_replace(coalesce(a.query, ''), '[[:space:]]+', ' ', 'g'), 80), coalesce(a.application_name, '')
+               coalesce(a.query, ''), coalesce(a.application_name, '')
         from wanted w
         join pg_locks l on l.locktype = 'relation' and l.relation = w.relid and l.granted
         join pg_stat_activity a on a.pid = l.pid
@@ -252,11 +282,14 @@ def blocking_locks(
                 "blocking_locks",
                 "fail",
                 f"{table}: pid {pid} ({app or '-'}, {state}, transaction age {age if age is not None else '?'}s) "
-                f"{why}: {query}",
+                f"{why}: {sqlinfo.shown_query(query)}",  # another session's literals may be secrets
                 hint="wait for that transaction to finish or end it, then retry",
                 table=table,
                 pid=pid,
             )
+    if unread:
+        return _result("blocking_locks", "warn", f"no conflicting locks on {len(needed)} table(s); {unread[0]}; "
+                                                 "the tables it locks are not checked")
     return _result("blocking_locks", "ok", f"no conflicting locks on {len(needed)} table(s)")
 
 
