@@ -258,8 +258,9 @@ class SqlFile:
     """One migration file as the SQL rules see it."""
 
     name: str
-    text: str | None  # None: not UTF-8
+    text: str | None  # None: not UTF-8, or not read (skipped)
     info: sqlinfo.Details | None = None
+    skipped: str | None = None  # why it was not analysed (its size)
 
 
 Columns = dict[str, dict[str, sqlinfo.TypeSpec | None]]  # table → column → type, replayed file by file
@@ -281,6 +282,9 @@ def check_sql(component: str, folder: str, pairs: list[Pair], files: Mapping[str
             if sql_file is None:
                 continue
             path = f"{folder}/{sql_file.name}"
+            if sql_file.skipped:
+                findings.append(Finding(WARNING, "not-analysed", sql_file.skipped, path, component=component))
+                continue
             if sql_file.text is None:
                 findings.append(Finding(ERROR, "encoding", "not UTF-8 text", path, component=component))
                 continue

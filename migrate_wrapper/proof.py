@@ -85,8 +85,12 @@ def not_atomic(url: DatabaseUrl, path: Path | None) -> str | None:
     """Why a failed or interrupted run of this file may have left part of it; None when it is all or nothing."""
     from migrate_wrapper import sqlinfo
 
+    from migrate_wrapper.migrations import too_big
+
     if path is None:
         return "its file is not in this checkout, so what it does cannot be judged"
+    if too_big(path):
+        return "it is too large to analyse, so what it does cannot be judged"
     info = sqlinfo.analyse(path.read_text(encoding="utf-8", errors="replace"))
     if (url.param("x-multi-statement") or "").lower() in ("1", "t", "true") and info.statements > 1:
         return "x-multi-statement runs its statements one by one"

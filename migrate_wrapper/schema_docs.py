@@ -374,7 +374,9 @@ def summary(path: Path | None) -> str:
     """The first comment line of a migration file: its one-line summary."""
     if path is None:
         return ""
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    with open(path, encoding="utf-8", errors="replace") as file:
+        lines = [line for _, line in zip(range(200), file)]  # the summary is at the top; a data load is not read
+    for line in lines:
         stripped = line.strip()
         if stripped.startswith("--"):
             text = stripped.lstrip("-").strip()

@@ -79,7 +79,7 @@ def run_change(
     if run.dry_run:
         for migration in change.steps:
             path = migration.path(change.direction)
-            body = path.read_text(encoding="utf-8", errors="replace") if path else ""
+            body = _shown_body(path)
             listener.note(run, "dry_run_file", f"--- {migration.id} ({change.direction}) ---\n{body.rstrip()}",
                           version=migration.id, sha256=migration.sha256(change.direction))
         if options.scratch is not None:
@@ -122,6 +122,23 @@ def run_change(
             common.finish_audit(reader.conn, run, listener, error)
         finally:
             reader.close()  # the connection it reconnected to, if the server went away (the caller closes `conn`)
+
+
+SHOWN_LINES = 200  # of a file too large to analyse, a dry run shows the start
+
+
+def _shown_body(path: Path | None) -> str:
+    from itertools import islice
+
+    from migrate_wrapper.migrations import too_big
+
+    if path is None:
+        return ""
+    if (skipped := too_big(path)) is None:
+        return path.read_text(encoding="utf-8", errors="replace")
+    with open(path, encoding="utf-8", errors="replace") as file:
+        head = "".join(islice(file, SHOWN_LINES))
+    return f"{head.rstrip()}\n-- … ({skipped}: the first {SHOWN_LINES} lines are shown)"
 
 
 def _approve(settings: Settings, run: RunInfo, listener: Listener) -> tuple[str, str | None]:

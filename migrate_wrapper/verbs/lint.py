@@ -15,7 +15,7 @@ from pathlib import Path
 from migrate_wrapper import lint as rules
 from migrate_wrapper.components import Component
 from migrate_wrapper.errors import UsageError, WrapperError
-from migrate_wrapper.migrations import GOLANG_MIGRATE_NAME
+from migrate_wrapper.migrations import GOLANG_MIGRATE_NAME, file_sha256, too_big
 
 SQUAWK_CONFIG = ".squawk.toml"
 CLASSIFICATION = "configs/data-classification.yml"
@@ -36,8 +36,7 @@ def lint(root: Path, chosen: list[Component], *, base: str | None = None) -> rul
         folder = component.migrations_dir
         names = _names(root / folder)
         found, pairs = rules.check_names(component.name, folder, names)
-        files = {name: rules.SqlFile(name, _text(root / folder / name))
-                 for name in names if GOLANG_MIGRATE_NAME.match(name)}
+        files = {name: _sql_file(root / folder / name) for name in names if GOLANG_MIGRATE_NAME.match(name)}
         report.files += len(files)
         report.findings += found
         report.findings += rules.check_sql(component.name, folder, pairs, files)
@@ -67,15 +66,17 @@ def _names(folder: Path) -> list[str]:
         raise UsageError(f"cannot read migrations folder {folder}: {exc.strerror}") from None
 
 
-def _text(path: Path) -> str | None:
+def _sql_file(path: Path) -> rules.SqlFile:
+    if skipped := too_big(path):
+        return rules.SqlFile(path.name, None, skipped=skipped)
     try:
-        return path.read_bytes().decode("utf-8")
+        return rules.SqlFile(path.name, path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError:
-        return None
+        return rules.SqlFile(path.name, None)
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return file_sha256(path)
 
 
 def _classification(root: Path, report: rules.Report):
