@@ -271,7 +271,8 @@ def apply(
 @app.command()
 @edge
 def rollback(
-    version: Annotated[str, typer.Option("--version", help="The migration to revert, as YYYYMMDDHHMM_slug.")],
+    version: Annotated[str, typer.Option("--version", help="The migration to revert: its id as status prints it "
+                                         "(202611010900_create_accounts, 0001_init), or its version.")],
     component: ComponentOpt = None,
     env: EnvOpt = None,
     yes: YesOpt = False,

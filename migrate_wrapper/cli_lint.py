@@ -26,18 +26,22 @@ LintFormatOpt = Annotated[OutputFormat, typer.Option("--format", help="text (gro
 
 @app.command("lint")
 @edge
-def lint(component: AllComponentsOpt = None, base: BaseOpt = None, fmt: LintFormatOpt = OutputFormat.text) -> None:
-    """Check the migration files: names and up/down pairs, changes against the base branch, parse errors,
-    CONCURRENTLY alone in its file, destructive statements without `-- migrate:allow-destructive <reason>`, lock
-    safety (squawk, .squawk.toml) and the data classification of new columns. A down file may drop what its own up
-    file created without an annotation (the normal reverse). Exit 1 on errors; warnings pass."""
+def lint(component: AllComponentsOpt = None, base: BaseOpt = None, fmt: LintFormatOpt = OutputFormat.text,
+         judge_all: Annotated[bool, typer.Option("--all", help="Judge every file, the base's history too (an "
+                                                  "audit); by default only files new against the base.")] = False,
+         ) -> None:
+    """Check what a change adds to the migrations: names and up/down pairs, changes against the base branch, parse
+    errors, CONCURRENTLY alone in its file, destructive statements without `-- migrate:allow-destructive <reason>`,
+    lock safety (squawk, .squawk.toml) and the data classification of new columns. Files already on the base are
+    history: only a change to one is an error (--all judges them all). A down file may drop what its own up file
+    created without an annotation (the normal reverse). Exit 1 on errors; warnings pass."""
     from migrate_wrapper import components
     from migrate_wrapper.verbs.lint import lint as lint_verb
 
     # Lint reads files only: no settings (pydantic, and a DB setting's error would have nothing to do with lint).
     root = components.project_root(Path(os.environ["MIGRATE_WRAPPER_ROOT"]) if os.environ.get("MIGRATE_WRAPPER_ROOT")
                                    else None)
-    report = lint_verb(root, _components(component), base=base)
+    report = lint_verb(root, _components(component), base=base, judge_all=judge_all)
     if fmt == OutputFormat.json:
         typer.echo(json.dumps(report.document(), indent=2))
     else:

@@ -124,6 +124,7 @@ class History:
     applied: set[int] = field(default_factory=set)
     unfinished: list[str] = field(default_factory=list)  # runs that started changing the database and never ended
     sha256: dict[int, str] = field(default_factory=dict)  # version → sha256 of the up file when it was applied
+    last_step: dict | None = None  # the newest apply's or rollback's evidence of the step it was running
 
 
 def history(conn: psycopg.Connection, component: str) -> History | None:
@@ -141,7 +142,8 @@ def history(conn: psycopg.Connection, component: str) -> History | None:
     if not rows:
         return None
     first_from = rows[0][0]
-    result = History(covered_from=_version(first_from))
+    newest = last_evidence(conn, component)
+    result = History(covered_from=_version(first_from), last_step=newest[1] if newest else None)
     for _, steps, outcome, direction, to_version, described in rows:
         if outcome == "running":
             result.unfinished.append(described)

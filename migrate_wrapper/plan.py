@@ -24,6 +24,7 @@ class Status:
     edited: list[str] = field(default_factory=list)  # applied migrations whose file changed since
     unfinished_runs: list[str] = field(default_factory=list)  # from the audit ledger: runs that never ended
     running: str | None = None  # a run in progress right now (it holds the run lock), when status looked for one
+    last_step: dict | None = None  # from the audit ledger: the evidence of the newest run's running step
 
     @property
     def version_label(self) -> str:
@@ -89,6 +90,7 @@ def status(
         problems=list(files.problems),
         edited=changed,
         unfinished_runs=list(history.unfinished) if history else [],
+        last_step=history.last_step if history else None,
     )
 
 
@@ -100,11 +102,11 @@ class RollbackPlan:
 
 
 def rollback(st: Status, version_id: str) -> RollbackPlan:
-    parse_id(version_id)  # the shape first: a clear error for typos and shell metacharacters
+    """`version_id` as status prints it, or the bare version (leading zeros collapse, as in golang-migrate)."""
+    version, title = parse_id(version_id)  # the shape first: a clear error for typos and shell metacharacters
     applied_ids = ", ".join(m.id for m in st.applied) or "none"
-    version = int(version_id.split("_", 1)[0])
     target = next((m for m in st.applied if m.version == version), None)
-    if target is None or target.id != version_id:
+    if target is None or title is not None and version_id not in (target.id, f"{target.version}_{target.slug}"):
         if target is not None:
             reason = f"version {target.version_text} is {target.id}, not {version_id}"
         else:

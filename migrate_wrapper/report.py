@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import IO
 
@@ -30,11 +31,30 @@ def status_text(st: Status) -> str:
             f"DIRTY: a migration did not finish; run scripts/db/repair.sh --component {st.component} --env <file> "
             "(see the runbook's dirty-state recovery)"
         )
-    for line in st.drift:
-        lines.append(f"drift:     {line}")
-    for line in st.problems:
-        lines.append(f"warning:   {line}")
+    lines += _grouped("drift:     ", st.drift)
+    lines += _grouped("warning:   ", st.problems)
     return "\n".join(lines)
+
+
+_SUBJECT = re.compile(r"^(\d+_\S*?|\S+\.\S+?):? (.*)$")  # "<id> has no down file", "<file name>: …"
+GROUP_AFTER = 3  # more lines than this of one kind become one line with a count and the first few names
+
+
+def _grouped(prefix: str, items: list[str]) -> list[str]:
+    """One line per item, except that items of one kind (the same text about different migrations) are counted on
+    one line: a history of hundreds of files stays readable."""
+    kinds: dict[str, list[tuple[str, str]]] = {}
+    for item in items:
+        m = _SUBJECT.match(item)
+        kinds.setdefault(m.group(2) if m else item, []).append((m.group(1) if m else "", item))
+    out = []
+    for kind, members in kinds.items():
+        if len(members) <= GROUP_AFTER:
+            out += [f"{prefix}{item}" for _, item in members]
+        else:
+            names = ", ".join(subject for subject, _ in members[:GROUP_AFTER])
+            out.append(f"{prefix}{len(members)} × {kind}: {names}, …")
+    return out
 
 
 def status_document(statuses: list[Status]) -> dict:

@@ -39,10 +39,16 @@ def files(st: Status, direction: str) -> CheckResult:
     if not st.applied and not st.pending:
         return _result("files", "fail", f"no migration files in {st.folder}", hint="check --component and the checkout")
     moving = st.pending if direction == "up" else st.applied
-    unpaired = [m.id for m in moving if m.down is None or m.up is None]
-    if unpaired:
-        return _result("files", "fail", f"{unpaired[0]} has no {'down' if direction == 'up' else 'up'} file")
+    missing = [m.id for m in moving if m.path(direction) is None]
+    if missing:
+        # golang-migrate would only move the version over it, leaving its changes in place (a down) or never made.
+        return _result("files", "fail", f"{missing[0]} has no {direction} file: golang-migrate would move the version "
+                       "past it without running anything", hint="add the file, or choose another target")
     warnings = []
+    up_only = [m.id for m in moving if direction == "up" and m.down is None]
+    if up_only:  # applied as golang-migrate would; rolling back past them is refused later
+        warnings.append(f"{len(up_only)} up-only migration(s) ({', '.join(up_only[:3])}"
+                        f"{', …' if len(up_only) > 3 else ''}): they cannot be rolled back")
     for migration in moving:
         path = migration.path(direction)
         if path is None:
@@ -86,21 +92,27 @@ def _read_check(path: Path) -> tuple[tuple[str, str] | None, bool]:
 def dirty(st: Status, url_setting: str) -> CheckResult:
     if not st.state.dirty:
         return _result("dirty", "ok", "clean")
+    from migrate_wrapper import proof
+
     version = st.state.version
-    below = [m for m in st.applied if version is None or m.version < version]
-    previous = str(below[-1].version) if below else "-1"
-    why = "a migration failed half-way"
+    why = "a migration did not finish"
     if st.unfinished_runs:
         # A wrapper killed mid-run (kill -9, a lost machine) leaves its ledger row at outcome "running".
         why = f"the audit ledger shows {st.unfinished_runs[-1]} never finished (killed?)"
-    return _result(
-        "dirty",
-        "fail",
-        f"database is dirty at version {version if version is not None else 'none'}: {why}",
-        hint=f"run scripts/db/repair.sh --component {st.component} --env <file>: it checks the schema and marks the "
-        f"right version clean (by hand, if the step left nothing: migrate -path {st.folder} -database \"${url_setting}\" "
-        f"force {previous})",
-    )
+    repair = f"run scripts/db/repair.sh --component {st.component} --env <file>"
+    step = proof.StepEvidence.from_json(st.last_step) if st.last_step else None
+    if step is not None and step.dirty_version == version and step.verdict in (proof.COMMITTED, proof.ROLLED_BACK,
+                                                                               proof.NOT_RUN):
+        # The run that left the mark proved what its step did (and which way it went): say exactly what to mark.
+        clean = step.dirty_version if step.verdict == proof.COMMITTED else step.before_version
+        hint = (f"the audit ledger proves {step.id} ({step.direction}) {step.verdict.replace('_', ' ')}: {repair} "
+                f"marks {clean if clean is not None else 'none'} clean (by hand: migrate -path {st.folder} -database "
+                f"\"${url_setting}\" force {clean if clean is not None else -1})")
+    else:
+        hint = (f"{repair}: it marks the right version clean from the evidence (the audit ledger, the schema), or "
+                "shows what it found and what to decide")
+    return _result("dirty", "fail", f"database is dirty at version {version if version is not None else 'none'}: "
+                   f"{why}", hint=hint)
 
 
 def checksums(st: Status, environment: str) -> CheckResult:
@@ -149,13 +161,14 @@ def sql(migrations: list[Migration], direction: str) -> CheckResult:
     return _result("sql", "ok", f"{len(migrations)} file(s) parse")
 
 
-def lint(root, component) -> CheckResult:
-    """Dry runs lint what they would apply (migrate-wrapper lint's rules; base rules against main when it exists)."""
+def lint(root, component, pending: list[Migration]) -> CheckResult:
+    """Dry runs lint what they would apply and what the change adds (migrate-wrapper lint's rules, base rules against
+    main when it exists); the history already applied is not judged again."""
     from migrate_wrapper.errors import UsageError
     from migrate_wrapper.verbs.lint import lint as run_lint
 
     try:
-        report = run_lint(root, [component])
+        report = run_lint(root, [component], pending={component.name: {m.version for m in pending}})
     except UsageError as exc:  # e.g. no .squawk.toml in this checkout: say so, but a dry run is not a lint run
         return _result("lint", "warn", f"lint not run: {exc}")
     first = next((f for f in report.sorted() if f.level == "error"), None)

@@ -46,7 +46,7 @@ def pre_checks(
                 pre.checksums(st, settings.migration_environment)]
     if run.dry_run:
         results.append(pre.sql(change.steps, change.direction))
-        results.append(pre.lint(settings.project_root(), target.component))
+        results.append(pre.lint(settings.project_root(), target.component, st.pending))
     if change.steps:
         results.append(pre.blocking_locks(conn, change.steps, change.direction,
                                           long_transaction_seconds=settings.migration_long_transaction_seconds))

@@ -24,7 +24,16 @@ GIT_TIMEOUT = 30
 SQUAWK_TIMEOUT = 120
 
 
-def lint(root: Path, chosen: list[Component], *, base: str | None = None) -> rules.Report:
+# Findings that stand whatever file is judged: golang-migrate refuses the folder, or the history itself changed.
+ALWAYS = {"duplicate-version", "base-changed", "base-order"}
+
+
+def lint(root: Path, chosen: list[Component], *, base: str | None = None, judge_all: bool = False,
+         pending: dict[str, set[int]] | None = None) -> rules.Report:
+    """Lint judges what a change adds: the files new against the base. The base's history is not judged again — a
+    history adopted from another project was never written to these rules — unless `judge_all`. Without a base
+    every file is judged, except in a dry run (`pending`: component → the versions it would apply), where the files
+    it would apply are."""
     report = rules.Report([c.name for c in chosen], resolve_base(root, base))
     if report.base.skipped:
         report.findings.append(rules.Finding(rules.WARNING, "base-unavailable",
@@ -35,26 +44,40 @@ def lint(root: Path, chosen: list[Component], *, base: str | None = None) -> rul
     for component in chosen:
         folder = component.migrations_dir
         names = _names(root / folder)
-        found, pairs = rules.check_names(component.name, folder, names)
-        files = {name: _sql_file(root / folder / name) for name in names if GOLANG_MIGRATE_NAME.match(name)}
-        report.files += len(files)
-        report.findings += found
-        report.findings += rules.check_sql(component.name, folder, pairs, files)
+        found: list[rules.Finding] = []
         new: set[int] | None = None
         if report.base.commit:
             current = {name: _sha256(root / folder / name) for name in names}
             found, new = rules.check_base(component.name, folder, current,
                                           base_files(root, report.base.commit, folder), report.base.ref or "")
-            report.findings += found
+        wanted = set(pending.get(component.name, ())) if pending is not None else None
+        judged = None if judge_all or (new is None and wanted is None) else new if new is not None else wanted
+        named, pairs = rules.check_names(component.name, folder, names)
+        files = {name: _sql_file(root / folder / name) for name in names if GOLANG_MIGRATE_NAME.match(name)}
+        found += named + rules.check_sql(component.name, folder, pairs, files)
         if classes is not None:
-            report.findings += rules.check_classification(component.name, folder, pairs, files, new, classes,
-                                                          CLASSIFICATION)
-        # squawk gets the files PostgreSQL's parser accepts: the others already carry their one error.
+            found += rules.check_classification(component.name, folder, pairs, files, new, classes, CLASSIFICATION)
+        report.findings += [f for f in found if _judged(f, judged)]
+        report.files += sum(1 for name in files if judged is None or _version(name) in judged)
+        # squawk gets the judged files PostgreSQL's parser accepts: the others already carry their one error.
         squawk_paths.update({f"{folder}/{f.name}": component.name for f in files.values()
-                             if f.info is not None and f.info.parse_error is None})
+                             if f.info is not None and f.info.parse_error is None
+                             and (judged is None or _version(f.name) in judged)})
     if squawk_paths:
         report.findings += rules.squawk_findings(run_squawk(root, list(squawk_paths)), squawk_paths)
     return report
+
+
+def _version(name: str) -> int | None:
+    match = GOLANG_MIGRATE_NAME.match(os.path.basename(name))
+    return int(match.group(1)) if match else None
+
+
+def _judged(finding: rules.Finding, judged: set[int] | None) -> bool:
+    if judged is None or finding.rule in ALWAYS or not finding.file:
+        return True
+    version = _version(finding.file)
+    return version is None or version in judged
 
 
 def _names(folder: Path) -> list[str]:

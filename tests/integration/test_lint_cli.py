@@ -208,7 +208,7 @@ def test_committed_changes_on_the_branch_count_too(make):
     result = run_cli("lint", root=root)
     assert result.returncode == 1
     assert "exists on merge-base(HEAD, main) but not here" in result.stdout
-    assert "202611050900_index_accounts_email has no down file" in result.stdout
+    assert "202611050900_index_accounts_email.down.sql" in result.stdout  # the change to history is the error
 
 
 def test_without_main_the_base_rules_are_skipped_with_a_warning(make):
@@ -219,3 +219,26 @@ def test_without_main_the_base_rules_are_skipped_with_a_warning(make):
     assert "base-unavailable: base rules skipped: no merge base of HEAD with main or origin/main" in result.stdout
     assert "without base rules" in result.stdout.splitlines()[-1]
     assert run_cli("lint", "--base", "trunk", root=root).returncode == 1  # the same file, against a base
+
+
+ADOPTED = {  # a history written for another project: its own ids, a drop without annotation, up-only files
+    "1_create_tables.up.sql": "CREATE TABLE people (id bigint PRIMARY KEY, name text);\n",
+    "1_create_tables.down.sql": "DROP TABLE people;\n",
+    "2_drop_name.up.sql": "ALTER TABLE people DROP COLUMN name;\n",
+    "2_drop_name.down.sql": "ALTER TABLE people ADD COLUMN name text;\n",
+    "10_index.up.sql": "CREATE INDEX people_id_idx ON people (id);\n",
+}
+
+
+def test_an_adopted_history_is_not_judged_again_only_what_a_change_adds(make):
+    root = repository(make(ADOPTED, classified=False))
+    clean = run_cli("lint", "-c", "operational", root=root)
+    assert clean.returncode == 0, clean.stdout  # history on the base: not re-judged
+    audit = run_cli("lint", "-c", "operational", "--all", root=root)
+    assert audit.returncode == 1
+    for finding in ("1_create_tables.up.sql", "2_drop_name.up.sql", "10_index has no down file"):
+        assert finding in audit.stdout, audit.stdout
+    write(root, {"11_drop_people.up.sql": "DROP TABLE people;\n", "11_drop_people.down.sql": "SELECT 1;\n"})
+    added = run_cli("lint", "-c", "operational", root=root)
+    assert added.returncode == 1
+    assert "11_drop_people" in added.stdout and "2_drop_name" not in added.stdout

@@ -6,7 +6,7 @@ from hypothesis import example, given, settings as hsettings, strategies as st
 
 from migrate_wrapper import settings
 from migrate_wrapper.errors import UsageError
-from migrate_wrapper.migrations import HOUSE_ID, parse_id
+from migrate_wrapper.migrations import MAX_VERSION, OPERATOR_ID, parse_id
 
 KEYS = st.from_regex(r"[A-Z][A-Z0-9_]{0,20}", fullmatch=True)
 VALUES = st.text(st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="\"\\'$"), max_size=60)
@@ -39,10 +39,11 @@ def test_env_file_garbage_is_a_usage_error_or_parses(tmp_path_factory, data):
 @hsettings(max_examples=300, deadline=None)
 @given(st.text(max_size=40))
 @example("202611010900_a\n")  # a trailing newline once slipped through "$"
-def test_parse_id_accepts_exactly_house_ids(text):
-    if HOUSE_ID.match(text):
-        version, slug = parse_id(text)
-        assert f"{version:012d}_{slug}" == text
+@example("$(rm -rf /)")
+def test_parse_id_accepts_exactly_operator_ids(text):
+    if OPERATOR_ID.match(text) and int(OPERATOR_ID.match(text).group(1)) <= MAX_VERSION:
+        version, title = parse_id(text)
+        assert text.split("_", 1)[0].lstrip("0") in (str(version), "") and (title is None) == ("_" not in text)
     else:
         try:
             parse_id(text)
@@ -55,3 +56,5 @@ def test_parse_id_accepts_exactly_house_ids(text):
 @given(st.integers(0, 999999999999), st.from_regex(r"[a-z0-9]+(_[a-z0-9]+){0,3}", fullmatch=True))
 def test_parse_id_round_trip(version, slug):
     assert parse_id(f"{version:012d}_{slug}") == (version, slug)
+    assert parse_id(f"{version}_{slug}") == (version, slug)
+    assert parse_id(str(version)) == (version, None)
