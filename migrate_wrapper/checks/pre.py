@@ -29,7 +29,7 @@ def connectivity(conn: psycopg.Connection) -> CheckResult:
     return _result("connectivity", "ok", f"PostgreSQL {version}", server_version=version)
 
 
-def files(st: Status, direction: str) -> CheckResult:
+def files(st: Status, direction: str, steps: list[Migration] | None = None) -> CheckResult:
     """The files golang-migrate will run must be unambiguous: named by the house rule, paired, in order."""
     if st.state.version is not None and st.current is None:
         return _result("files", "fail", st.drift[0])
@@ -38,7 +38,7 @@ def files(st: Status, direction: str) -> CheckResult:
         return _result("files", "fail", out_of_order[0])
     if not st.applied and not st.pending:
         return _result("files", "fail", f"no migration files in {st.folder}", hint="check --component and the checkout")
-    moving = st.pending if direction == "up" else st.applied
+    moving = steps if steps is not None else st.pending if direction == "up" else st.applied
     missing = [m.id for m in moving if m.path(direction) is None]
     if missing:
         # golang-migrate would only move the version over it, leaving its changes in place (a down) or never made.

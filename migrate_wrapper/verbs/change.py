@@ -42,7 +42,7 @@ def pre_checks(
     results = list(opened)
     if change.steps:
         results.append(pre.migration_lock(conn, target.url, st))
-    results += [pre.files(st, change.direction), pre.dirty(st, target.component.url_setting),
+    results += [pre.files(st, change.direction, change.steps), pre.dirty(st, target.component.url_setting),
                 pre.checksums(st, settings.migration_environment)]
     if run.dry_run:
         results.append(pre.sql(change.steps, change.direction))

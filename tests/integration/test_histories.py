@@ -1,0 +1,155 @@
+"""Histories in the shapes real golang-migrate projects have (written here, for this project): each goes through
+status, a dry run, apply, rollback by its own ids and apply again, and each schema is compared with what raw
+golang-migrate makes of the same folder (pg_dump --schema-only)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+
+import pytest
+
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.integration
+
+
+def _seq(width: int, count: int) -> dict[str, str]:
+    files = {}
+    for i in range(1, count + 1):
+        v = f"{i:0{width}d}" if width else str(i)
+        files[f"{v}_create_t{i}.up.sql"] = f"CREATE TABLE t{i} (id bigint PRIMARY KEY, v text);\n"
+        files[f"{v}_create_t{i}.down.sql"] = f"DROP TABLE t{i};\n"
+    return files
+
+
+HISTORIES = {
+    "sequential ids without padding": _seq(0, 12),  # 10_, 11_, 12_ sort after 9_ for golang-migrate
+    "zero-padded ids": _seq(4, 5),
+    "timestamps with hyphens": {
+        "20240826120919_create-users.up.sql": "CREATE TABLE users (id serial PRIMARY KEY, email text NOT NULL);\n",
+        "20240826120919_create-users.down.sql": "DROP TABLE users;\n",
+        "20240901083000_add-users-name.up.sql": "ALTER TABLE users ADD COLUMN name text;\n",
+        "20240901083000_add-users-name.down.sql": "ALTER TABLE users DROP COLUMN name;\n",
+        "20241002170501_seed-admin.up.sql": "INSERT INTO users (email, name) VALUES ('admin@example.com', 'admin');\n",
+        "20241002170501_seed-admin.down.sql": "DELETE FROM users WHERE email = 'admin@example.com';\n",
+    },
+    "a history from version 0": {
+        "0_init.up.sql": "CREATE SCHEMA app;\nCREATE TABLE app.settings (k text PRIMARY KEY, v text);\n",
+        "0_init.down.sql": "DROP SCHEMA app CASCADE;\n",
+        "1_flags.up.sql": "CREATE TABLE app.flags (name text PRIMARY KEY);\n",
+        "1_flags.down.sql": "DROP TABLE app.flags;\n",
+    },
+    "own transactions": {
+        "1_wrapped.up.sql": "BEGIN;\nCREATE TABLE orders (id bigint PRIMARY KEY);\nCREATE TABLE items (id bigint);\nCOMMIT;\n",
+        "1_wrapped.down.sql": "BEGIN;\nDROP TABLE items;\nDROP TABLE orders;\nCOMMIT;\n",
+        "2_outside.up.sql": "CREATE TABLE audit (id bigint);\nBEGIN;\nALTER TABLE orders ADD COLUMN total numeric;\nCOMMIT;\n",
+        "2_outside.down.sql": "ALTER TABLE orders DROP COLUMN total;\nDROP TABLE audit;\n",
+    },
+    "concurrent index, DO blocks, functions, extensions, golang-migrate's own table": {
+        "1_base.up.sql": "CREATE EXTENSION IF NOT EXISTS citext;\nCREATE TABLE accounts (id bigint PRIMARY KEY, "
+                         "email citext);\n",
+        "1_base.down.sql": "DROP TABLE accounts;\nDROP EXTENSION IF EXISTS citext;\n",
+        "2_index.up.sql": "CREATE INDEX CONCURRENTLY accounts_email_idx ON accounts (email);\n",
+        "2_index.down.sql": "DROP INDEX CONCURRENTLY IF EXISTS accounts_email_idx;\n",
+        "3_logic.up.sql": "CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n  RETURN NEW;\n"
+                          "END $$;\nDO $$ BEGIN\n  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'nobody_x') "
+                          "THEN\n    RAISE NOTICE 'no role';\n  END IF;\nEND $$;\n",
+        "3_logic.down.sql": "DROP FUNCTION touch();\n",
+        "4_note.up.sql": "COMMENT ON TABLE schema_migrations IS 'managed by golang-migrate';\n",
+        "4_note.down.sql": "COMMENT ON TABLE schema_migrations IS NULL;\n",
+    },
+}
+
+
+@pytest.fixture
+def databases(pg):
+    names = []
+
+    def make() -> str:
+        name = f"h_{uuid.uuid4().hex[:10]}"
+        pg.psql("postgres", f"create database {name}")
+        names.append(name)
+        return name
+
+    yield make
+    for name in names:
+        pg.psql("postgres", f"drop database if exists {name} with (force)")
+
+
+def _committed(root):
+    """The history is on main: what an adopting team has (lint judges only what a change adds)."""
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "history"]):
+        subprocess.run(["git", "-C", str(root), "-c", "user.name=T", "-c", "user.email=t@example.com",
+                        "-c", "commit.gpgsign=false", *args], check=True, capture_output=True, timeout=30)
+
+
+def _schema(pg, database: str) -> str:
+    """pg_dump --schema-only, less the wrapper's own audit schema (the one thing it adds)."""
+    out = subprocess.run(["pg_dump", "--schema-only", "--no-owner", "--exclude-schema=migration_meta", "-d",
+                          pg.url(database)], capture_output=True, text=True, check=True, timeout=60).stdout
+    return "\n".join(line for line in out.splitlines() if not line.startswith(("\\restrict", "\\unrestrict")))
+
+
+@pytest.mark.parametrize("shape", list(HISTORIES), ids=list(HISTORIES))
+def test_every_runbook_step_on_a_history_in_its_own_ids(migrate_bin, pg, databases, project, tmp_path, shape):
+    files = HISTORIES[shape]
+    root = project({"operational": files})
+    _committed(root)
+    folder = root / "db/migrations/operational"
+    wrapped, raw = databases(), databases()
+    env_file = tmp_path / "history.env"
+    env_file.write_text(f"DB_URL={pg.url(wrapped)}\nMIGRATION_ENVIRONMENT=dev\n")
+
+    def cli(*args):
+        result = run_cli(*args, "-c", "operational", "--env", str(env_file), root=root)
+        return result
+
+    def raw_migrate(*command):
+        return subprocess.run([str(migrate_bin), "-path", str(folder), "-database", pg.url(raw), *command],
+                              capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+    status = cli("status", "--format", "json")
+    assert status.returncode == 0, status.output
+    ids = [m["id"] for m in json.loads(status.stdout)["components"][0]["pending"]]
+    expected = sorted({name.rsplit(".", 2)[0] for name in files}, key=lambda i: int(i.split("_", 1)[0]))
+    assert ids == expected  # numeric order, ids as written
+    dry = cli("apply", "--dry-run", "--yes")
+    assert dry.returncode == 0, dry.output
+    assert cli("apply", "--yes").returncode == 0
+    assert raw_migrate("up").returncode == 0
+    assert _schema(pg, wrapped) == _schema(pg, raw)
+    assert cli("status", "--format", "json").returncode == 0
+    # Roll back by the history's own id (the second migration and all after it), as status prints it.
+    back = cli("rollback", "--version", ids[1], "--yes")
+    assert back.returncode == 0, back.output
+    assert raw_migrate("down", str(len(ids) - 1)).returncode == 0
+    assert _schema(pg, wrapped) == _schema(pg, raw)
+    # And by the bare version, all the way back.
+    assert cli("rollback", "--version", ids[0].split("_", 1)[0], "--yes").returncode == 0
+    assert raw_migrate("down", "1").returncode == 0
+    assert _schema(pg, wrapped) == _schema(pg, raw)
+    again = cli("apply", "--yes")
+    assert again.returncode == 0, again.output
+    assert raw_migrate("up").returncode == 0
+    assert _schema(pg, wrapped) == _schema(pg, raw)
+    lint = run_cli("lint", "-c", "operational", root=root)
+    assert lint.returncode == 0, lint.stdout  # the history on main is not judged again
+
+
+def test_an_up_only_history_applies_and_is_never_rolled_back_past(migrate_bin, pg, databases, project, tmp_path):
+    files = {"1_a.up.sql": "CREATE TABLE a (id int);\n", "2_b.up.sql": "CREATE TABLE b (id int);\n"}
+    root = project({"operational": files})
+    env_file = tmp_path / "history.env"
+    env_file.write_text(f"DB_URL={pg.url(databases())}\n")
+    dry = run_cli("apply", "-c", "operational", "--env", str(env_file), "--dry-run", "--yes", "--log-format",
+                  "text", root=root)
+    assert dry.returncode == 0, dry.output
+    assert "up-only" in dry.stdout
+    assert run_cli("apply", "-c", "operational", "--env", str(env_file), "--yes", root=root).returncode == 0
+    status = run_cli("status", "-c", "operational", "--env", str(env_file), "--log-format", "text", root=root)
+    assert "2_b has no down file" in status.stdout
+    refused = run_cli("rollback", "-c", "operational", "--env", str(env_file), "--version", "2_b", "--yes", root=root)
+    assert refused.returncode == 3
+    assert "2_b has no down file" in refused.stderr
