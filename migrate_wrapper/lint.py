@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from migrate_wrapper import sqlinfo
@@ -226,7 +226,10 @@ _WIDER = {
 
 
 def widens(old: sqlinfo.TypeSpec | None, new: sqlinfo.TypeSpec) -> bool:
-    """True when every value of `old` fits `new` unchanged; an unknown old type is never provably wider."""
+    """True when every value of `old` fits `new` unchanged; an unknown old type is never provably wider, except
+    into unbounded text, which every value converts to (an enum to text, say)."""
+    if old is not None and old.array == new.array and new.name in ("text", "varchar") and not new.mods:
+        return True
     if old is None or old.array != new.array:
         return False
     if old.name == new.name:
@@ -431,6 +434,34 @@ def check_classification(component: str, folder: str, pairs: list[Pair], files: 
 
 
 # --- squawk's findings ---------------------------------------------------------------------------------------------
+
+
+_CONCURRENT_RULES = {"squawk/require-concurrent-index-creation", "squawk/require-concurrent-index-deletion"}
+
+
+def concurrency_advice(findings: list[Finding], files: Mapping[str, SqlFile]) -> list[Finding]:  # files: by path
+    """squawk asks for CONCURRENTLY wherever an index is built or dropped; golang-migrate runs a file as one
+    transaction, where CONCURRENTLY fails, so in a file of several statements that advice contradicts itself. An
+    index on a table the same file creates needs no care at all (nobody waits on a new table); in a file that drops
+    a table, a dropped index is most likely that table's, so it is a warning; elsewhere the advice is the right one:
+    a file of its own."""
+    out = []
+    for finding in findings:
+        sql_file = files.get(finding.file or "") if finding.rule in _CONCURRENT_RULES else None
+        info = sql_file.info if sql_file is not None else None
+        if info is None or info.statements < 2:
+            out.append(finding)
+            continue
+        created = {c.table for c in info.changes if c.action.startswith("create_table")}
+        on_new = any(line == finding.line and table in created for line, table in info.index_tables)
+        if on_new:
+            continue
+        dropped = any(c.action == "drop_table" for c in info.changes)
+        level = WARNING if finding.rule.endswith("deletion") and dropped else finding.level
+        out.append(replace(finding, level=level, advice="move this index to a migration of its own and use "
+                           "CONCURRENTLY there (it cannot run inside the file's one transaction); on a table this "
+                           "file creates or drops, no lock matters"))
+    return out
 
 
 def squawk_findings(items: object, components: Mapping[str, str]) -> list[Finding]:

@@ -131,6 +131,7 @@ def analyse(sql_text: str) -> FileInfo:
     def need(name: str, mode: str) -> None:
         info.tables[name] = stronger(info.tables.get(name, mode), mode)
 
+    wrapped = _wrapped_whole(statements, ast, enums)
     for raw in statements:
         stmt = raw.stmt
         info.statements += 1
@@ -141,7 +142,7 @@ def analyse(sql_text: str) -> FileInfo:
         main: str | None = None
         mode = ACCESS_SHARE
         if isinstance(stmt, ast.TransactionStmt):
-            info.transaction_control = True
+            info.transaction_control = info.transaction_control or not wrapped
         elif isinstance(stmt, ast.IndexStmt):
             main, mode = _name(stmt.relation), SHARE_UPDATE_EXCLUSIVE if stmt.concurrent else SHARE
         elif isinstance(stmt, ast.DropStmt) and stmt.concurrent:
@@ -211,7 +212,8 @@ class Details:
     statements: int = 0
     changes: list[Change] = field(default_factory=list)
     concurrently_lines: list[int] = field(default_factory=list)  # statements that cannot run in a transaction
-    transaction_lines: list[int] = field(default_factory=list)  # the file's own BEGIN/COMMIT/ROLLBACK
+    transaction_lines: list[int] = field(default_factory=list)  # own BEGIN/COMMIT/ROLLBACK (not one wrapping it all)
+    index_tables: list[tuple[int, str]] = field(default_factory=list)  # (line, table) of each CREATE INDEX
     parse_error: str | None = None
     parse_error_line: int | None = None
 
@@ -268,6 +270,17 @@ def _line_at(text: str, offset: int) -> int:
     return text.count("\n", 0, min(i, n)) + 1
 
 
+def _wrapped_whole(statements, ast, enums) -> bool:
+    """BEGIN first, COMMIT last and no other transaction statement: the file is still one transaction (a failure
+    inside leaves it aborted, and the session's end rolls it back), so it stays all or nothing."""
+    kinds = enums.TransactionStmtKind
+    control = [i for i, raw in enumerate(statements) if isinstance(raw.stmt, ast.TransactionStmt)]
+    if len(statements) < 2 or control != [0, len(statements) - 1]:
+        return False
+    first, last = statements[0].stmt.kind, statements[-1].stmt.kind
+    return first in (kinds.TRANS_STMT_BEGIN, kinds.TRANS_STMT_START) and last == kinds.TRANS_STMT_COMMIT
+
+
 def _cannot_run_in_transaction(stmt, ast, alter) -> bool:
     """CREATE/DROP INDEX, REINDEX and DETACH PARTITION … CONCURRENTLY refuse to run inside a transaction block."""
     if isinstance(stmt, (ast.IndexStmt, ast.DropStmt)):
@@ -296,6 +309,7 @@ def details(sql_text: str) -> Details:
 
     obj = enums.ObjectType
     alter = enums.AlterTableType
+    wrapped = _wrapped_whole(statements, ast, enums)
     for raw in statements:
         stmt = raw.stmt
         result.statements += 1
@@ -303,8 +317,10 @@ def details(sql_text: str) -> Details:
         add = result.changes.append
         if _cannot_run_in_transaction(stmt, ast, alter):
             result.concurrently_lines.append(line)
-        if isinstance(stmt, ast.TransactionStmt):
+        if isinstance(stmt, ast.TransactionStmt) and not wrapped:
             result.transaction_lines.append(line)
+        if isinstance(stmt, ast.IndexStmt) and stmt.relation is not None:
+            result.index_tables.append((line, _key(stmt.relation.schemaname, stmt.relation.relname)))
         if isinstance(stmt, ast.CreateStmt):
             table = _key(stmt.relation.schemaname, stmt.relation.relname)
             if stmt.partbound is not None:

@@ -41,6 +41,7 @@ def lint(root: Path, chosen: list[Component], *, base: str | None = None, judge_
                                              advice="pass --base REF (e.g. origin/main)"))
     classes = _classification(root, report)
     squawk_paths: dict[str, str] = {}  # path → component
+    by_path: dict[str, rules.SqlFile] = {}
     for component in chosen:
         folder = component.migrations_dir
         names = _names(root / folder)
@@ -54,6 +55,7 @@ def lint(root: Path, chosen: list[Component], *, base: str | None = None, judge_
         judged = None if judge_all or (new is None and wanted is None) else new if new is not None else wanted
         named, pairs = rules.check_names(component.name, folder, names)
         files = {name: _sql_file(root / folder / name) for name in names if GOLANG_MIGRATE_NAME.match(name)}
+        by_path.update({f"{folder}/{name}": f for name, f in files.items()})
         found += named + rules.check_sql(component.name, folder, pairs, files)
         if classes is not None:
             found += rules.check_classification(component.name, folder, pairs, files, new, classes, CLASSIFICATION)
@@ -64,7 +66,8 @@ def lint(root: Path, chosen: list[Component], *, base: str | None = None, judge_
                              if f.info is not None and f.info.parse_error is None
                              and (judged is None or _version(f.name) in judged)})
     if squawk_paths:
-        report.findings += rules.squawk_findings(run_squawk(root, list(squawk_paths)), squawk_paths)
+        report.findings += rules.concurrency_advice(
+            rules.squawk_findings(run_squawk(root, list(squawk_paths)), squawk_paths), by_path)
     return report
 
 

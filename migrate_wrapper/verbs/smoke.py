@@ -203,7 +203,8 @@ def parse_queries(path: Path, files: MigrationSet) -> list[SmokeQuery]:
             if since is None or since.id != since_id:
                 line_no = text.count("\n", 0, start) + 1
                 raise UsageError(f"{path}:{line_no}: `since: {since_id}` names no migration in {files.folder}",
-                                 hint="write the full id, e.g. 202611010900_create_accounts")
+                                 hint="write the id as status prints it"
+                                 + (f", e.g. {files.migrations[-1].id}" if files.migrations else ""))
         result.append(SmokeQuery(text.count("\n", 0, start) + 1, text[start:end].strip(), since))
         previous_end = end
     return result

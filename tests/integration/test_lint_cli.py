@@ -242,3 +242,22 @@ def test_an_adopted_history_is_not_judged_again_only_what_a_change_adds(make):
     added = run_cli("lint", "-c", "operational", root=root)
     assert added.returncode == 1
     assert "11_drop_people" in added.stdout and "2_drop_name" not in added.stdout
+
+
+def test_concurrently_advice_never_contradicts_the_files_own_transaction(make):
+    root = repository(make(ACCOUNTS, classified=False))
+    write(root, {
+        "202611060900_two_indexes.up.sql": "CREATE INDEX accounts_a ON accounts (email);\n"
+                                           "CREATE INDEX accounts_b ON accounts (id, email);\n",
+        "202611060900_two_indexes.down.sql": "DROP INDEX accounts_b;\nDROP INDEX accounts_a;\n",
+        "202611070900_scratch.up.sql": "CREATE TABLE scratch (id bigint);\nCREATE INDEX scratch_id ON scratch (id);\n",
+        "202611070900_scratch.down.sql": "DROP INDEX scratch_id;\nDROP TABLE scratch;\n",
+    })
+    code, doc = lint_json(root, "-c", "operational")
+    concurrent = [f for f in doc["findings"] if f["rule"].startswith("squawk/require-concurrent")]
+    assert concurrent, doc["findings"]
+    for finding in concurrent:  # several statements: "add CONCURRENTLY" alone would fail in the file's transaction
+        assert "migration of its own" in finding["advice"]
+    scratch_down = [f for f in concurrent if "scratch.down" in f["file"]]
+    assert scratch_down and all(f["level"] == "warning" for f in scratch_down)  # the table goes too
+    assert any(f["level"] == "error" and "two_indexes.up" in f["file"] for f in concurrent)

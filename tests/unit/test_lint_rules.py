@@ -101,8 +101,24 @@ def test_concurrently_alone_passes_and_with_company_fails():
 
 
 def test_own_begin_commit_is_a_warning():
+    found = sql_findings({"202611010900_a": ("CREATE TABLE a (x bigint);\nCOMMIT;\nCREATE TABLE b (x bigint);\n",
+                                             "DROP TABLE b;\nDROP TABLE a;\n")})
+    assert [(f.rule, f.level, f.line) for f in found] == [("transaction-control", WARNING, 2)]
+
+
+def test_a_file_wrapped_whole_in_one_begin_commit_is_not_warned():
+    # Still one transaction: a failure inside leaves it aborted, and nothing of it commits.
     found = sql_findings({"202611010900_a": ("BEGIN;\nCREATE TABLE b (x bigint);\nCOMMIT;\n", "DROP TABLE b;\n")})
-    assert [(f.rule, f.level, f.line) for f in found] == [("transaction-control", WARNING, 1)]
+    assert found == []
+
+
+def test_enum_to_text_is_no_narrowing():
+    found = sql_findings({
+        "202611010900_a": ("CREATE TYPE mood AS ENUM ('ok');\nCREATE TABLE p (m mood);\n",
+                           "DROP TABLE p;\nDROP TYPE mood;\n"),
+        "202611020900_b": ("ALTER TABLE p ALTER COLUMN m TYPE text;\n", "SELECT 1;\n"),
+    })
+    assert [f.rule for f in found] == []
 
 
 def test_a_file_that_is_not_utf8_is_an_error():
@@ -391,7 +407,10 @@ def test_warnings_alone_are_ok():
     ("DROP INDEX CONCURRENTLY i;", False),
     ("REINDEX (CONCURRENTLY) INDEX i;", False),
     ("ALTER TABLE p DETACH PARTITION c CONCURRENTLY;", False),
-    ("BEGIN; CREATE TABLE t (a int); COMMIT;", False),
+    ("BEGIN; CREATE TABLE t (a int); COMMIT;", True),  # wrapped whole: still one transaction
+    ("BEGIN; CREATE TABLE t (a int); COMMIT; CREATE TABLE u (a int);", False),  # a statement after it
+    ("BEGIN; CREATE TABLE t (a int);", False),  # no COMMIT: the transaction golang-migrate's next one ends
+    ("CREATE TABLE t (a int); COMMIT;", False),
 ])
 def test_a_file_is_atomic_only_if_every_statement_can_run_in_one_transaction(sql, atomic):
     """Lock-timeout retries mark the previous version clean and run the file again: only safe for atomic files."""

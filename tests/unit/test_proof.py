@@ -34,7 +34,8 @@ def test_golang_migrates_own_statements_quote_as_lib_pq_does():
     ("vacuum a;\n", False),
     ("create database other;\n", False),
     ("reindex database x;\n", False),
-    ("begin;\ncreate table a(id int);\ncommit;\n", False),
+    ("begin;\ncreate table a(id int);\ncommit;\n", True),  # wrapped whole
+    ("create table a(id int);\ncommit;\ninsert into a values (1);\n", False),
     ("create index concurrently i on a(id);\n", False),
 ])
 def test_anything_that_can_commit_on_its_own_is_not_atomic(sql, atomic):
