@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -24,10 +25,16 @@ def trivial_project(root: Path, n: int) -> Path:
     folder = root / COMPONENT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     (root / "db" / "migrations" / "analytics").mkdir(parents=True, exist_ok=True)
+    _project_file(root)
     for i, mid in enumerate(migration_ids(n), start=1):
         (folder / f"{mid}.up.sql").write_text(f"create table t{i} (id int);\n")
         (folder / f"{mid}.down.sql").write_text(f"drop table t{i};\n")
     return folder
+
+
+def _project_file(root: Path) -> None:
+    """The shipped project file: the same two components."""
+    shutil.copy(Path(__file__).resolve().parents[1] / "migrate-wrapper.toml", root / "migrate-wrapper.toml")
 
 
 def write_env(path: Path, url: str, migrate_bin: Path, **extra: object) -> Path:
@@ -64,6 +71,7 @@ def scale_project(root: Path, scale: ScaleDb) -> Path:
     folder = root / COMPONENT_DIR
     folder.mkdir(parents=True, exist_ok=True)
     (root / "db" / "migrations" / "analytics").mkdir(parents=True, exist_ok=True)
+    _project_file(root)
     (folder / f"{SCALE_MIGRATION}.up.sql").write_text(f"alter table {scale.touched} add column bench_note text;\n")
     (folder / f"{SCALE_MIGRATION}.down.sql").write_text(f"alter table {scale.touched} drop column bench_note;\n")
     return folder

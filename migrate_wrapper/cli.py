@@ -6,6 +6,7 @@ Heavy libraries (psycopg, OpenTelemetry, pglast) are imported by the modules tha
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -24,6 +25,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain help: rendering it with rich costs ~100 ms of imports on every --help
 )
+
+
+@app.callback()
+def _project(project_dir: Annotated[Optional[Path], typer.Option(
+        "--project-dir", help="The project root: where migrate-wrapper.toml is (default: MIGRATE_WRAPPER_ROOT, else "
+                              "the nearest directory upwards that holds one).")] = None) -> None:
+    if project_dir is not None:
+        if not (project_dir / "migrate-wrapper.toml").is_file():
+            raise _fail(UsageError(f"--project-dir {printable(str(project_dir), 200)} holds no migrate-wrapper.toml",
+                                   hint="name the directory that holds the project file"))
+        os.environ["MIGRATE_WRAPPER_ROOT"] = str(project_dir.resolve())
 
 
 class LogFormat(str, Enum):
@@ -112,7 +124,15 @@ def _components(component: str | None):
     """For the AllComponentsOpt commands: the chosen components, every one by default."""
     from migrate_wrapper import components
 
-    return components.resolve(component or components.ALL)
+    return components.resolve(component or components.ALL, _project_root())
+
+
+def _project_root() -> Path:
+    """The project root as every command finds it (--project-dir sets MIGRATE_WRAPPER_ROOT for the run)."""
+    from migrate_wrapper import components
+
+    explicit = os.environ.get("MIGRATE_WRAPPER_ROOT")
+    return components.project_root(Path(explicit) if explicit else None)
 
 
 def _listeners(log_format: LogFormat | None, log_file: Path | None, settings):

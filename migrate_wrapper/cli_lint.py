@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from migrate_wrapper.cli import AllComponentsOpt, OutputFormat, _components, app, edge
+from migrate_wrapper.cli import AllComponentsOpt, OutputFormat, _components, _project_root, app, edge
 
 BaseOpt = Annotated[
     Optional[str],
@@ -35,13 +35,10 @@ def lint(component: AllComponentsOpt = None, base: BaseOpt = None, fmt: LintForm
     lock safety (squawk, .squawk.toml) and the data classification of new columns. Files already on the base are
     history: only a change to one is an error (--all judges them all). A down file may drop what its own up file
     created without an annotation (the normal reverse). Exit 1 on errors; warnings pass."""
-    from migrate_wrapper import components
     from migrate_wrapper.verbs.lint import lint as lint_verb
 
     # Lint reads files only: no settings (pydantic, and a DB setting's error would have nothing to do with lint).
-    root = components.project_root(Path(os.environ["MIGRATE_WRAPPER_ROOT"]) if os.environ.get("MIGRATE_WRAPPER_ROOT")
-                                   else None)
-    report = lint_verb(root, _components(component), base=base, judge_all=judge_all)
+    report = lint_verb(_project_root(), _components(component), base=base, judge_all=judge_all)
     if fmt == OutputFormat.json:
         typer.echo(json.dumps(report.document(), indent=2))
     else:

@@ -1,11 +1,29 @@
-"""The components the wrapper migrates: one entry each, so a third component is one more line."""
+"""The components the wrapper migrates, declared in the project file `migrate-wrapper.toml` at the project root:
+
+    [components.operational]
+    url = "DB_URL"                        # the setting that holds the URL
+    migrations = "db/migrations/operational"
+    # optional: table = "schema_migrations" (golang-migrate's x-migrations-table), smoke = "db/smoke/operational.sql",
+    # schema_doc = "db/schema/operational.md"
+
+No component is named in code: a project with other components (or other folders) says so in its file.
+"""
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from migrate_wrapper.errors import UsageError
+from migrate_wrapper.errors import UsageError, printable
+
+PROJECT_FILE = "migrate-wrapper.toml"
+DEFAULT_TABLE = "schema_migrations"  # golang-migrate's own default
+ALL = "all"
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}\Z")
+_SETTING = re.compile(r"^[A-Z][A-Z0-9_]{0,62}\Z")
+_KEYS = {"url", "migrations", "table", "smoke", "schema_doc"}
 
 
 @dataclass(frozen=True)
@@ -13,43 +31,106 @@ class Component:
     name: str
     url_setting: str  # the settings key holding its database URL
     migrations_dir: str  # relative to the project root
-    migrations_table: str = "schema_migrations"  # golang-migrate's default; the URL's x-migrations-table wins
+    migrations_table: str = DEFAULT_TABLE  # the URL's own x-migrations-table wins
+    smoke_file: str = ""  # its smoke-test queries (default db/smoke/<name>.sql)
+    schema_doc: str = ""  # its schema document (default db/schema/<name>.md)
+
+    def url_params(self) -> dict[str, str]:
+        """What golang-migrate's URL needs for this component unless the operator's URL says otherwise."""
+        return {} if self.migrations_table == DEFAULT_TABLE else {"x-migrations-table": self.migrations_table}
 
 
-COMPONENTS: tuple[Component, ...] = (
-    Component("operational", "DB_URL", "db/migrations/operational"),
-    Component("analytics", "ANALYTICS_URL", "db/migrations/analytics"),
-)
-
-ALL = "all"
+def load(root: Path) -> tuple[Component, ...]:
+    """The project file's components, in the order it declares them; a bad file is one line and exit 2."""
+    return _load(root.resolve())
 
 
-def names() -> list[str]:
-    return [c.name for c in COMPONENTS]
+@functools.cache
+def _load(root: Path) -> tuple[Component, ...]:
+    import tomllib
+
+    path = root / PROJECT_FILE
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path} does not exist: it declares the components",
+                         hint=f"run from the project, or pass --project-dir (see the README's {PROJECT_FILE})") \
+            from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: {printable(str(exc), 120)}") from None
+
+    def bad(where: str, why: str) -> UsageError:
+        return UsageError(f"{path}: {where}: {why}", hint=f"see the README's {PROJECT_FILE}")
+
+    unknown = set(data) - {"components"}
+    if unknown:
+        raise bad(sorted(unknown)[0], "unknown key (expected [components.<name>] tables)")
+    declared = data.get("components")
+    if not isinstance(declared, dict) or not declared:
+        raise bad("components", "no component is declared")
+    found: list[Component] = []
+    folders: dict[str, str] = {}
+    for name, body in declared.items():
+        where = f"components.{printable(name, 40)}"
+        if not _NAME.match(name) or name == ALL:
+            raise bad(where, "a component name is lower-case letters, digits, - and _ (and not 'all')")
+        if not isinstance(body, dict):
+            raise bad(where, "expected a table")
+        if extra := set(body) - _KEYS:
+            raise bad(f"{where}.{sorted(extra)[0]}", f"unknown key (known: {', '.join(sorted(_KEYS))})")
+        values = {}
+        for key in _KEYS:
+            if key in body and (not isinstance(body[key], str) or not body[key].strip()):
+                raise bad(f"{where}.{key}", "expected a non-empty string")
+            values[key] = body.get(key, "")
+        for key in ("url", "migrations"):
+            if not values[key]:
+                raise bad(where, f"'{key}' is required")
+        if not _SETTING.match(values["url"]):
+            raise bad(f"{where}.url", f"'{printable(values['url'], 40)}' is not a setting name (e.g. DB_URL)")
+        folder = (root / values["migrations"]).resolve()
+        if not folder.is_dir():
+            raise bad(f"{where}.migrations", f"{values['migrations']} is not a directory")
+        if str(folder) in folders:
+            raise bad(where, f"uses the folder of component {folders[str(folder)]}: each component has its own")
+        folders[str(folder)] = name
+        found.append(Component(
+            name=name, url_setting=values["url"], migrations_dir=values["migrations"],
+            migrations_table=values["table"] or DEFAULT_TABLE,
+            smoke_file=values["smoke"] or f"db/smoke/{name}.sql",
+            schema_doc=values["schema_doc"] or f"db/schema/{name}.md",
+        ))
+    return tuple(found)
 
 
-def resolve(name: str | None) -> list[Component]:
+def names(root: Path) -> list[str]:
+    return [c.name for c in load(root)]
+
+
+def resolve(name: str | None, root: Path) -> list[Component]:
     """`all` means every component in order; None means the caller gave neither --component nor the selector."""
+    declared = load(root)
+    choices = "|".join(c.name for c in declared)
     if not name:
-        raise UsageError(
-            "no component chosen",
-            hint=f"pass --component ({'|'.join(names())}|all) or set MIGRATION_COMPONENT",
-        )
+        raise UsageError("no component chosen", hint=f"pass --component ({choices}|all) or set MIGRATION_COMPONENT")
     if name == ALL:
-        return list(COMPONENTS)
-    for component in COMPONENTS:
+        return list(declared)
+    for component in declared:
         if component.name == name:
             return [component]
-    raise UsageError(f"unknown component '{name}'", hint=f"choose one of: {', '.join(names())}, all")
+    raise UsageError(f"unknown component '{printable(name, 40)}'", hint=f"choose one of: {choices.replace('|', ', ')}, "
+                     f"all (declared in {PROJECT_FILE})")
 
 
 def project_root(explicit: Path | None = None) -> Path:
-    """Where db/migrations lives: `explicit` (MIGRATE_WRAPPER_ROOT, which the scripts set), else the nearest of the
-    current directory and its parents that has db/migrations, else the current directory."""
+    """The project: `explicit` (--project-dir, else MIGRATE_WRAPPER_ROOT, which the scripts set), else the nearest of
+    the current directory and its parents that holds migrate-wrapper.toml, else the current directory."""
     if explicit:
         return explicit
     here = Path.cwd()
     for candidate in (here, *here.parents):
-        if (candidate / "db" / "migrations").is_dir():
+        if (candidate / PROJECT_FILE).is_file():
             return candidate
     return here

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, PrivateAttr, SecretStr, ValidationError
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from migrate_wrapper import components
@@ -28,7 +28,8 @@ MAX_WINDOW_SECONDS = PG_MAX_MS // 1000
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, env_file_encoding=ENV_FILE_ENCODING,
                                       allow_inf_nan=False)
-    _overridden: tuple[str, ...] = PrivateAttr(default=())  # WATCHED_OVERRIDES the environment took from the file
+    _overridden: tuple[str, ...] = PrivateAttr(default=())  # watched keys whose file value the environment overrode
+    _urls: dict[str, str] = PrivateAttr(default_factory=dict)  # every *_URL by upper-case name: environment over file
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
@@ -40,8 +41,6 @@ class Settings(BaseSettings):
     def overridden(self) -> tuple[str, ...]:
         return self._overridden
 
-    db_url: SecretStr | None = None
-    analytics_url: SecretStr | None = None
     migration_component: str | None = None
     migration_environment: Literal["dev", "staging", "production"] = "dev"
     migration_author: str | None = None
@@ -61,16 +60,23 @@ class Settings(BaseSettings):
     migration_progress_seconds: float = Field(default=10.0, gt=0, le=3600)  # progress records while a step runs
     migration_scratch_url: SecretStr | None = None  # where rehearsals and schema builds create throwaway databases
     migrate_bin: str | None = None
-    migrate_wrapper_root: Path | None = None  # where db/migrations lives; the scripts set it
+    migrate_wrapper_root: Path | None = None  # the project root (migrate-wrapper.toml); the scripts set it
+
+    @field_validator("migrate_wrapper_root", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     def url_for(self, component: Component) -> DatabaseUrl:
-        secret = getattr(self, component.url_setting.lower(), None)
-        if secret is None or not secret.get_secret_value().strip():
+        """The component's URL (its setting is named in the project file), with what the component itself says
+        golang-migrate's URL needs (its migrations table) where the URL does not say it."""
+        value = self._urls.get(component.url_setting, "")
+        if not value.strip():
             raise UsageError(
                 f"{component.url_setting} is not set (needed by component {component.name})",
                 hint="set it in the --env file or the environment",
             )
-        return DatabaseUrl.parse(secret.get_secret_value(), setting=component.url_setting)
+        return DatabaseUrl.parse(value, setting=component.url_setting).with_defaults(component.url_params())
 
     def scratch_url(self) -> str | None:
         value = self.migration_scratch_url.get_secret_value().strip() if self.migration_scratch_url else ""
@@ -124,8 +130,7 @@ LIBPQ_HAZARDS = ("PGSERVICE", "PGHOSTADDR", "PGSSLCRL")
 
 # Settings that change what is touched or what is required: when the environment overrides the file's value for one,
 # the plan says so (the environment still wins, as documented, but never silently).
-WATCHED_OVERRIDES = ("DB_URL", "ANALYTICS_URL", "MIGRATION_SCRATCH_URL", "MIGRATION_ENVIRONMENT",
-                     "MIGRATION_APPROVED_BY")
+WATCHED_OVERRIDES = ("MIGRATION_ENVIRONMENT", "MIGRATION_APPROVED_BY")  # and every *_URL
 
 
 def load(env_file: Path | None) -> Settings:
@@ -148,8 +153,10 @@ def load(env_file: Path | None) -> Settings:
         key = ".".join(str(p) for p in error["loc"]).upper()
         raise UsageError(f"{key}: {printable(error['msg'])}") from None
     in_file = {key.upper(): value for key, value in file_values.items()}
-    settings._overridden = tuple(key for key in WATCHED_OVERRIDES
-                                 if key in environment and key in in_file and environment[key] != in_file[key])
+    settings._urls = {key: value for key, value in {**in_file, **environment}.items() if key.endswith("_URL")}
+    settings._overridden = tuple(key for key in sorted(set(environment) & set(in_file))
+                                 if (key in WATCHED_OVERRIDES or key.endswith("_URL"))
+                                 and environment[key] != in_file[key])
     return settings
 
 
@@ -160,7 +167,7 @@ def _environment_settings() -> dict[str, str]:
     found: dict[str, str] = {}
     for name, value in os.environ.items():
         key = name.upper()
-        if key.lower() not in Settings.model_fields:
+        if key.lower() not in Settings.model_fields and not key.endswith("_URL"):
             continue
         if key in seen:
             raise UsageError(f"{printable(name)} and {printable(seen[key])} are both set in the environment",

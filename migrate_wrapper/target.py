@@ -21,5 +21,5 @@ class Target:
 def resolve(settings: Settings, component: str | None) -> list[Target]:
     """Every chosen component's URL and files, so `--component all` fails before touching the first database."""
     root = settings.project_root()
-    chosen = components.resolve(component or settings.migration_component)
+    chosen = components.resolve(component or settings.migration_component, root)
     return [Target(c, settings.url_for(c), migrations.scan(root / c.migrations_dir, root)) for c in chosen]

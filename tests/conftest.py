@@ -157,6 +157,8 @@ def project(tmp_path: Path):
 
     def make(files: dict[str, dict[str, str]]) -> Path:
         root = tmp_path / "project"
+        root.mkdir(exist_ok=True)
+        shutil.copy(ROOT / "migrate-wrapper.toml", root / "migrate-wrapper.toml")  # the shipped two components
         for component in ("operational", "analytics"):
             folder = root / "db" / "migrations" / component
             folder.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from migrate_wrapper import classification, db, migrations, scratch, schema_docs
 from migrate_wrapper.classification import ColumnClass
-from migrate_wrapper.components import COMPONENTS, Component
+from migrate_wrapper import components
+from migrate_wrapper.components import Component
 from migrate_wrapper.errors import WrapperError
 from migrate_wrapper.runner import Binary
 from migrate_wrapper.schema_docs import Schema
@@ -26,7 +27,7 @@ PLAN_FILE = Path("db") / "migrations" / "migrations.md"
 
 
 def schema_file(component: Component) -> Path:
-    return Path("db") / "schema" / f"{component.name}.md"
+    return Path(component.schema_doc)
 
 
 @dataclass
@@ -47,6 +48,7 @@ def build_schema(binary: Binary, server: ScratchServer, component: Component, fi
 
     `carry_from`: a target URL whose in-database parameters (migrations table, search_path) the build copies."""
     with scratch.database(server, f"{component.name}") as url:
+        url = url.with_defaults(component.url_params())  # the component's migrations table, as on its targets
         if carry_from is not None:
             url = scratch.carry_params(url, carry_from)
         scratch.migrate_to(binary, files, url, version, what=component.name)
@@ -62,7 +64,8 @@ def generate(root: Path, chosen: list[Component], *, binary: Binary, server: Scr
     """Every document for the chosen components; the plan always covers every component (it is one file)."""
     classes = load_classes(root)
     result = Generated()
-    sets = {c.name: migrations.scan(root / c.migrations_dir) for c in COMPONENTS}
+    declared = components.load(root)
+    sets = {c.name: migrations.scan(root / c.migrations_dir) for c in declared}
     for component in chosen:
         files = sets[component.name]
         newest = files.migrations[-1].version if files.migrations else None
@@ -71,7 +74,7 @@ def generate(root: Path, chosen: list[Component], *, binary: Binary, server: Scr
         result.files[schema_file(component)] = schema_docs.render_schema_doc(
             component.name, component.migrations_dir, files, schema, classes.get(component.name, {})
         )
-    result.files[PLAN_FILE] = schema_docs.render_plan([(c.name, c.migrations_dir, sets[c.name]) for c in COMPONENTS])
+    result.files[PLAN_FILE] = schema_docs.render_plan([(c.name, c.migrations_dir, sets[c.name]) for c in declared])
     return result
 
 
@@ -146,9 +149,10 @@ def validate(root: Path, chosen: list[Component], *, binary: Binary, server: Scr
         found, columns = coverage(component.name, generated.schemas[component.name], classes.get(component.name, {}))
         result.problems += found
         result.columns += columns
-    if {c.name for c in chosen} == {c.name for c in COMPONENTS}:
+    declared = {c.name for c in components.load(root)}
+    if {c.name for c in chosen} == declared:
         result.problems += [f"{CLASSIFICATION_FILE}: component {name!r} does not exist"
-                            for name in sorted(set(classes) - {c.name for c in COMPONENTS})]
+                            for name in sorted(set(classes) - declared)]
     return result
 
 

@@ -27,7 +27,6 @@ from migrate_wrapper.verbs import common
 if TYPE_CHECKING:
     import psycopg
 
-SMOKE_DIR = Path("db") / "smoke"
 STATEMENT_TIMEOUT_MS = 30_000  # a smoke query is a probe: it must never load the server
 LOCK_TIMEOUT_MS = 2_000
 SINCE = "-- since:"
@@ -47,7 +46,7 @@ class SmokeQuery:
 def smoke(settings: Settings, target: Target, *, binary: Binary, server: ScratchServer, listener: Listener) -> list[
         CheckResult]:
     """All checks, in order; raises SmokeFailed naming every failed one."""
-    queries_file = settings.project_root() / SMOKE_DIR / f"{target.component.name}.sql"
+    queries_file = settings.project_root() / target.component.smoke_file
     queries = parse_queries(queries_file, target.files) if queries_file.exists() else None
     run = common.new_run("smoke-test", target, settings, "up", False)
     checks: list[CheckResult] = []

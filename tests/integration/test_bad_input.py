@@ -2,11 +2,14 @@
 
 import json
 import os
+import shutil
 import stat
+import subprocess
+import sys
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import ROOT, child_env, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -131,10 +134,14 @@ def test_failing_migration_is_one_clear_line_and_leaves_dirty(migrate_bin, dbs, 
     assert "repair.sh --component operational" in again.stderr and "force 202601010000" in again.stderr
 
 
-def test_missing_migrations_folder(dbs, tmp_path):
+def test_missing_migrations_folder_or_project_file(dbs, tmp_path):
     result = run_cli("status", "-c", "operational", "--env", str(dbs.env_file), root=tmp_path)
     assert result.returncode == 2
-    assert "migrations folder" in one_error_line(result) and "does not exist" in result.stderr
+    assert "migrate-wrapper.toml does not exist" in one_error_line(result)
+    shutil.copy(ROOT / "migrate-wrapper.toml", tmp_path / "migrate-wrapper.toml")  # declares folders not there
+    result = run_cli("status", "-c", "operational", "--env", str(dbs.env_file), root=tmp_path)
+    assert result.returncode == 2
+    assert "components.operational.migrations: db/migrations/operational is not a directory" in one_error_line(result)
 
 
 
@@ -144,3 +151,18 @@ def test_help_documents_exit_codes():
     assert result.returncode == 0
     text = " ".join(result.stdout.split())  # the help wraps lines anywhere
     assert "3 pre-check failed" in text and "5 time window exceeded" in text and "130 interrupted" in text
+
+
+def test_the_project_is_found_upwards_or_named_with_project_dir(dbs, project, tmp_path):
+    root = project({"operational": {f"{UP}.up.sql": "create table a(id int);\n", f"{UP}.down.sql": "drop table a;\n"}})
+    below = root / "db" / "migrations"
+    env = child_env({"MIGRATE_WRAPPER_ROOT": ""})
+    for cwd, args in ((below, []), (tmp_path.parent, ["--project-dir", str(root)])):
+        proc = subprocess.run([sys.executable, "-m", "migrate_wrapper", *args, "status", "-c", "operational", "--env",
+                               str(dbs.env_file), "--format", "json"], capture_output=True, text=True, cwd=cwd,
+                              env=env, timeout=60, stdin=subprocess.DEVNULL)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["components"][0]["pending"][0]["id"] == UP
+    wrong = subprocess.run([sys.executable, "-m", "migrate_wrapper", "--project-dir", str(tmp_path), "status"],
+                           capture_output=True, text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
+    assert wrong.returncode == 2 and "holds no migrate-wrapper.toml" in wrong.stderr

@@ -39,6 +39,7 @@ def copy_project(tmp_path):
     root = tmp_path / "project"
     for part in ("db/migrations", "db/schema", "db/smoke", "configs"):
         shutil.copytree(ROOT / part, root / part)
+    shutil.copy(ROOT / "migrate-wrapper.toml", root / "migrate-wrapper.toml")
     return root
 
 

@@ -79,9 +79,9 @@ def test_the_plan_lists_every_migration_with_summary_and_both_checksums(tmp_path
 
 
 def test_shipped_smoke_queries_parse_and_name_real_migrations():
-    for component in components.COMPONENTS:
+    for component in components.load(ROOT):
         files = migrations.scan(ROOT / component.migrations_dir)
-        queries = smoke.parse_queries(ROOT / smoke.SMOKE_DIR / f"{component.name}.sql", files)
+        queries = smoke.parse_queries(ROOT / component.smoke_file, files)
         assert queries and all(q.since is not None for q in queries), component.name
         assert [q.since.version for q in queries] == sorted(q.since.version for q in queries)
 
