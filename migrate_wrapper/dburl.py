@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from migrate_wrapper.errors import UsageError, printable
@@ -50,6 +50,8 @@ class DatabaseUrl:
     @classmethod
     def parse(cls, raw: str, *, setting: str) -> DatabaseUrl:
         raw = raw.strip()
+        if any(not c.isprintable() for c in raw):
+            raise UsageError(f"{setting} contains a control character", hint="write the URL on one line, in plain text")
         if "://" not in raw:
             raise UsageError(
                 f"{setting} is not a URL (no scheme)",
@@ -136,6 +138,11 @@ class DatabaseUrl:
         port = f":{self.port}" if self.port else ""
         query = f"?{urlencode(params)}" if params else ""
         return f"{self.scheme}://{userinfo}{host}{port}/{quote(self.database, safe='')}{query}"
+
+    def with_defaults(self, params: dict[str, str]) -> DatabaseUrl:
+        """This URL with `params` added where it does not set them itself."""
+        missing = tuple((k, v) for k, v in params.items() if self.param(k) is None)
+        return replace(self, params=self.params + missing) if missing else self
 
     def migrate_env(self) -> dict[str, str]:
         """What golang-migrate's environment needs for this URL: lib/pq reads the password from PGPASSWORD."""

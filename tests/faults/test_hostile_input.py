@@ -158,6 +158,7 @@ CASES = [
     Case("url: x-statement-timeout not a number", lambda c: with_url(c, base_url(c) + "&x-statement-timeout=soon"), 2, "x-statement-timeout=soon is not a whole number"),
     Case("url: x-statement-timeout beyond Go's durations", lambda c: with_url(c, base_url(c) + "&x-statement-timeout=99999999999999"), 2, "x-statement-timeout=99999999999999"),
     Case("url: connect_timeout not a number", lambda c: with_url(c, base_url(c) + "&connect_timeout=-5"), 2, "connect_timeout=-5 is not a whole number"),
+    Case("url: a NUL byte", lambda c: apply(c.env_file(b"DB_URL=" + base_url(c).encode().replace(b"?", b"\x00?") + b"\n")), 2, "DB_URL contains a control character"),
     Case("url: no scheme", lambda c: with_url(c, "127.0.0.1:5432/db"), 2, "is not a URL (no scheme)"),
     Case("url: mysql scheme", lambda c: with_url(c, "mysql://u:p@h/d"), 2, "scheme 'mysql://'"),
     Case("url: raw # in password", lambda c: with_url(c, "postgres://u:pa#ss@127.0.0.1/d"), 2, "contains '#'"),

@@ -60,6 +60,9 @@ def test_no_golang_migrate_command_line_carries_the_password(migrate_bin, dbs, p
     for line in calls:
         assert not any(form in line for form in CANARY_FORMS), line
         assert "password" not in line.lower()
+    ledger = dbs.server.psql(dbs.operational, "select coalesce(string_agg(t::text, E'\\n'), '') "
+                             "from migration_meta.migration_audit t")
+    assert ledger and not any(form in ledger for form in CANARY_FORMS)  # nor in an audit row
 
 
 @pytest.mark.faults(scenario="every process's command line during a run", expected="no secret in any of them")

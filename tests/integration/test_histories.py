@@ -24,7 +24,19 @@ def _seq(width: int, count: int) -> dict[str, str]:
     return files
 
 
+def _hundreds(count: int = 150) -> dict[str, str]:
+    """Many files of some size: a long header and a wide table each (~20 KB)."""
+    files = {}
+    header = "".join(f"-- {'note ' * 14}{n}\n" for n in range(220))
+    for i in range(1, count + 1):
+        columns = ",\n".join(f"  c{j} text" for j in range(40))
+        files[f"{i:03d}_wide_{i}.up.sql"] = f"{header}CREATE TABLE wide_{i} (\n  id bigint PRIMARY KEY,\n{columns}\n);\n"
+        files[f"{i:03d}_wide_{i}.down.sql"] = f"DROP TABLE wide_{i};\n"
+    return files
+
+
 HISTORIES = {
+    "hundreds of files of ~20 KB": _hundreds(),
     "sequential ids without padding": _seq(0, 12),  # 10_, 11_, 12_ sort after 9_ for golang-migrate
     "zero-padded ids": _seq(4, 5),
     "timestamps with hyphens": {
