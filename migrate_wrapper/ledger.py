@@ -98,12 +98,9 @@ def last_evidence(conn: psycopg.Connection, component: str) -> tuple[str, dict |
     exists = conn.execute("select to_regclass(%s) is not null", (f"{SCHEMA}.{TABLE}",)).fetchone()[0]
     if not exists:
         return None
-    has_column = conn.execute(
-        "select 1 from information_schema.columns where table_schema = %s and table_name = %s and column_name = "
-        "'evidence'", (SCHEMA, TABLE)).fetchone()
-    row = conn.execute(
-        f"select run_id, {'evidence' if has_column else 'null'} from {SCHEMA}.{TABLE} "
-        "where component = %s and direction in ('up', 'down') order by started_at desc, run_id limit 1",
+    row = conn.execute(  # to_jsonb(t)->'evidence': null also in a ledger made before that column
+        f"select run_id, to_jsonb(t)->'evidence' from {SCHEMA}.{TABLE} t "
+        "where component = %s and direction in ('up', 'down') order by started_at desc, run_id desc limit 1",
         (component,),
     ).fetchone()
     return (row[0], row[1]) if row else None
@@ -135,16 +132,18 @@ def history(conn: psycopg.Connection, component: str) -> History | None:
     rows = conn.execute(
         f"""select from_version, steps, outcome, direction, to_version,
                    format('run %%s (%%s by %%s on %%s, started %%s)', run_id, direction, coalesce(author, '?'),
-                          coalesce(host, '?'), to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ'))
-            from {SCHEMA}.{TABLE} where component = %s order by started_at, run_id""",
+                          coalesce(host, '?'), to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ')),
+                   to_jsonb(t)->'evidence'
+            from {SCHEMA}.{TABLE} t where component = %s order by started_at, run_id""",
         (component,),
     ).fetchall()
     if not rows:
         return None
     first_from = rows[0][0]
-    newest = last_evidence(conn, component)
-    result = History(covered_from=_version(first_from), last_step=newest[1] if newest else None)
-    for _, steps, outcome, direction, to_version, described in rows:
+    result = History(covered_from=_version(first_from))
+    for _, steps, outcome, direction, to_version, described, evidence in rows:
+        if direction in ("up", "down"):
+            result.last_step = evidence  # the newest apply's or rollback's, once the loop is done
         if outcome == "running":
             result.unfinished.append(described)
             # A run that never finished (killed) recorded no steps: nothing above its start is known for sure.
