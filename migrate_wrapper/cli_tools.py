@@ -39,10 +39,13 @@ def _schema_build(component, env, scratch_url, log_format, log_file):
     """What docs and validate-schema both need: the project root, the components, golang-migrate, a scratch server."""
     from migrate_wrapper.verbs import common
 
+    from migrate_wrapper import components
+
     settings = _settings(env)
-    chosen = _components(component)
+    root = settings.project_root()  # MIGRATE_WRAPPER_ROOT may come from the env file too
+    chosen = components.resolve(component or components.ALL, root)
     _listeners(log_format, log_file, settings)
-    return settings.project_root(), chosen, common.binary(settings), _scratch(settings, scratch_url)
+    return root, chosen, common.binary(settings), _scratch(settings, scratch_url)
 
 
 @app.command("docs")

@@ -22,7 +22,7 @@ PROJECT_FILE = "migrate-wrapper.toml"
 DEFAULT_TABLE = "schema_migrations"  # golang-migrate's own default
 ALL = "all"
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}\Z")
-_SETTING = re.compile(r"^[A-Z][A-Z0-9_]{0,62}\Z")
+_SETTING = re.compile(r"^[A-Z][A-Z0-9_]{0,58}_URL\Z")  # settings reads every *_URL, and masks them all
 _KEYS = {"url", "migrations", "table", "smoke", "schema_doc"}
 
 
@@ -89,7 +89,8 @@ def _load(root: Path) -> tuple[Component, ...]:
             if not values[key]:
                 raise bad(where, f"'{key}' is required")
         if not _SETTING.match(values["url"]):
-            raise bad(f"{where}.url", f"'{printable(values['url'], 40)}' is not a setting name (e.g. DB_URL)")
+            raise bad(f"{where}.url", f"'{printable(values['url'], 40)}' is not a URL setting's name (upper case, "
+                      "ending in _URL, e.g. DB_URL)")
         folder = (root / values["migrations"]).resolve()
         if not folder.is_dir():
             raise bad(f"{where}.migrations", f"{values['migrations']} is not a directory")

@@ -140,9 +140,11 @@ class DatabaseUrl:
         return f"{self.scheme}://{userinfo}{host}{port}/{quote(self.database, safe='')}{query}"
 
     def with_defaults(self, params: dict[str, str]) -> DatabaseUrl:
-        """This URL with `params` added where it does not set them itself."""
+        """This URL with `params` added where it does not set them itself (checked again as a whole)."""
         missing = tuple((k, v) for k, v in params.items() if self.param(k) is None)
-        return replace(self, params=self.params + missing) if missing else self
+        merged = replace(self, params=self.params + missing) if missing else self
+        check_migrations_table(self.setting, dict(merged.params))
+        return merged
 
     def migrate_env(self) -> dict[str, str]:
         """What golang-migrate's environment needs for this URL: lib/pq reads the password from PGPASSWORD."""
@@ -184,7 +186,7 @@ _UNIT_MS = {None: 1.0, "us": 0.001, "ms": 1.0, "s": 1000.0, "min": 60_000.0, "h"
 # golang-migrate's own statements and the wrapper's checks room to run (0 means none, as in PostgreSQL).
 _TIMEOUTS_MIN_MS = {"lock_timeout": 1, "statement_timeout": 1000, "idle_in_transaction_session_timeout": 1000,
                     "idle_session_timeout": 1000, "client_connection_check_interval": 1}
-_PG_MAX_MS = 2**31 - 1
+PG_MAX_MS = 2**31 - 1  # the largest lock_timeout / statement_timeout PostgreSQL takes (int4 milliseconds)
 _GO_MAX_MS = (2**63 - 1) // 1_000_000  # x-statement-timeout becomes a Go time.Duration in nanoseconds
 
 
@@ -199,15 +201,10 @@ def _check_params(setting: str, params: dict[str, str]) -> None:
                       "use true or false")
     for name, low, high in (("x-statement-timeout", 0, _GO_MAX_MS), ("x-multi-statement-max-size", 1, 2**31 - 1),
                             ("connect_timeout", 0, 2**31 - 1)):
-        if name in params and not (params[name].isdigit() and low <= int(params[name]) <= high):
+        if name in params and not (re.fullmatch(r"[0-9]{1,19}", params[name]) and low <= int(params[name]) <= high):
             raise bad(f"{name}={printable(params[name], 60)}", f"is not a whole number from {low} to {high}")
-    if (params.get("x-migrations-table-quoted") or "false").lower() in ("1", "t", "true"):
-        table = params.get("x-migrations-table", "")
-        names = re.findall(r'"(.*?)"', table)
-        if not (table.startswith('"') and table.endswith('"') and len(table) > 1) or not 1 <= len(names) <= 2 \
-                or not all(names):
-            raise bad(f"x-migrations-table={printable(table, 60)}", "is not a quoted name with "
-                      "x-migrations-table-quoted", 'write it as "schema"."table" or "table"')
+    if "x-migrations-table" in params:  # else the component may still name it: see check_migrations_table
+        check_migrations_table(setting, params)
     settings = {k: v for k, v in params.items() if k in _TIMEOUTS_MIN_MS}
     settings.update(_options_settings(params.get("options", "")))
     for name, value in settings.items():
@@ -215,10 +212,23 @@ def _check_params(setting: str, params: dict[str, str]) -> None:
             continue
         m = _DURATION.match(value)
         ms = float(m[1]) * _UNIT_MS[m[2]] if m else None
-        if ms is None or ms > _PG_MAX_MS or (0 < ms < _TIMEOUTS_MIN_MS[name]):
+        if ms is None or ms > PG_MAX_MS or (0 < ms < _TIMEOUTS_MIN_MS[name]):
             raise bad(f"{name}={printable(value, 60)}", f"must be 0 (none) or {_TIMEOUTS_MIN_MS[name]} ms to "
-                      f"{_PG_MAX_MS} ms (5000, 5s, 1min)", "golang-migrate's own statements and the wrapper's checks "
+                      f"{PG_MAX_MS} ms (5000, 5s, 1min)", "golang-migrate's own statements and the wrapper's checks "
                       "run under it; MIGRATION_STATEMENT_TIMEOUT_MS and MIGRATION_LOCK_TIMEOUT_MS bound a migration")
+
+
+def check_migrations_table(setting: str, params: dict[str, str]) -> None:
+    """With x-migrations-table-quoted, golang-migrate takes the table as "schema"."table" or "table" (and panics
+    on anything else)."""
+    if (params.get("x-migrations-table-quoted") or "false").lower() not in ("1", "t", "true"):
+        return
+    table = params.get("x-migrations-table", "")
+    names = re.findall(r'"(.*?)"', table)
+    if not (table.startswith('"') and table.endswith('"') and len(table) > 1) or not 1 <= len(names) <= 2 \
+            or not all(names):
+        raise UsageError(f"{setting}: x-migrations-table={printable(table, 60)} is not a quoted name with "
+                         "x-migrations-table-quoted", hint='write it as "schema"."table" or "table"')
 
 
 def _options_settings(options: str) -> dict[str, str]:

@@ -226,8 +226,8 @@ _WIDER = {
 
 
 def widens(old: sqlinfo.TypeSpec | None, new: sqlinfo.TypeSpec) -> bool:
-    """True when every value of `old` fits `new` unchanged; an unknown old type is never provably wider, except
-    into unbounded text, which every value converts to (an enum to text, say)."""
+    """True when every value of `old` fits `new` unchanged: always into unbounded text, which every value converts
+    to (an enum, say); otherwise an unknown old type is never provably wider."""
     if old is not None and old.array == new.array and new.name in ("text", "varchar") and not new.mods:
         return True
     if old is None or old.array != new.array:
@@ -442,9 +442,8 @@ _CONCURRENT_RULES = {"squawk/require-concurrent-index-creation", "squawk/require
 def concurrency_advice(findings: list[Finding], files: Mapping[str, SqlFile]) -> list[Finding]:  # files: by path
     """squawk asks for CONCURRENTLY wherever an index is built or dropped; golang-migrate runs a file as one
     transaction, where CONCURRENTLY fails, so in a file of several statements that advice contradicts itself. An
-    index on a table the same file creates needs no care at all (nobody waits on a new table); in a file that drops
-    a table, a dropped index is most likely that table's, so it is a warning; elsewhere the advice is the right one:
-    a file of its own."""
+    index on a table the same file creates needs no care at all (nobody waits on a new table); elsewhere the advice
+    is the one that holds: a file of its own."""
     out = []
     for finding in findings:
         sql_file = files.get(finding.file or "") if finding.rule in _CONCURRENT_RULES else None
@@ -456,11 +455,10 @@ def concurrency_advice(findings: list[Finding], files: Mapping[str, SqlFile]) ->
         on_new = any(line == finding.line and table in created for line, table in info.index_tables)
         if on_new:
             continue
-        dropped = any(c.action == "drop_table" for c in info.changes)
-        level = WARNING if finding.rule.endswith("deletion") and dropped else finding.level
-        out.append(replace(finding, level=level, advice="move this index to a migration of its own and use "
-                           "CONCURRENTLY there (it cannot run inside the file's one transaction); on a table this "
-                           "file creates or drops, no lock matters"))
+        # Which table a dropped index is on is not in the statement: the finding stays, with advice that holds.
+        out.append(replace(finding, advice="move this index to a migration of its own and use CONCURRENTLY there (it "
+                           "cannot run inside the file's one transaction); if it is on a table this file drops, "
+                           "accept it with -- squawk-ignore " + finding.rule.removeprefix("squawk/")))
     return out
 
 

@@ -88,7 +88,7 @@ class MigrationSet:
     def find(self, version_id: str) -> Migration | None:
         """Look up `YYYYMMDDHHMM_slug` (or a bare version) as the operator typed it."""
         head = version_id.split("_", 1)[0]
-        if not head.isdigit():
+        if not re.fullmatch(r"[0-9]{1,19}", head):
             return None
         migration = self.by_version(int(head))
         if migration is None:

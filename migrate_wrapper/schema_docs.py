@@ -375,7 +375,7 @@ def summary(path: Path | None) -> str:
     if path is None:
         return ""
     with open(path, encoding="utf-8", errors="replace") as file:
-        lines = [line for _, line in zip(range(200), file)]  # the summary is at the top; a data load is not read
+        lines = file.read(64 * 1024).splitlines()  # the summary is at the top; a data load is not read
     for line in lines:
         stripped = line.strip()
         if stripped.startswith("--"):

@@ -15,13 +15,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from migrate_wrapper import components
 from migrate_wrapper.components import Component
-from migrate_wrapper.dburl import DatabaseUrl
+from migrate_wrapper.dburl import PG_MAX_MS, DatabaseUrl
 from migrate_wrapper.errors import UsageError, printable
 
 ENV_FILE_ENCODING = "utf-8-sig"  # tolerate a BOM written by Windows editors
 
 
-PG_MAX_MS = 2**31 - 1  # the largest lock_timeout / statement_timeout PostgreSQL takes
 MAX_WINDOW_SECONDS = PG_MAX_MS // 1000
 
 
@@ -130,7 +129,7 @@ LIBPQ_HAZARDS = ("PGSERVICE", "PGHOSTADDR", "PGSSLCRL")
 
 # Settings that change what is touched or what is required: when the environment overrides the file's value for one,
 # the plan says so (the environment still wins, as documented, but never silently).
-WATCHED_OVERRIDES = ("MIGRATION_ENVIRONMENT", "MIGRATION_APPROVED_BY")  # and every *_URL
+WATCHED_OVERRIDES = ("MIGRATION_COMPONENT", "MIGRATION_ENVIRONMENT", "MIGRATION_APPROVED_BY")  # and every *_URL
 
 
 def load(env_file: Path | None) -> Settings:

@@ -99,18 +99,31 @@ def _commits_itself(stmt, ast) -> str | None:
 
 
 def shown_query(text: str, limit: int = 120) -> str:
-    """Another session's SQL as a message may show it: every literal replaced ($1, $2, …) by PostgreSQL's own
-    normaliser (libpg_query, through pglast), white space folded, capped. Text that does not parse (cut short by
-    track_activity_query_size, say) cannot be masked, so it is not shown at all."""
-    from pglast.parser import normalize
+    """Another session's SQL as a message may show it. Queries (SELECT, INSERT, UPDATE, DELETE, MERGE) are shown
+    with every literal replaced ($1, $2, …) by PostgreSQL's own normaliser (libpg_query, through pglast) and their
+    comments removed, white space folded, capped. Anything else may hold a secret where no literal is (a server's
+    options, a COPY program, a column default, a comment's text): only its kind is shown. Text that does not parse
+    (cut short by track_activity_query_size, say) cannot be masked, so it is not shown at all."""
+    from pglast import ast, parse_sql
+    from pglast.parser import normalize, scan
 
     if not text.strip():
         return "(no query)"
     try:
+        kinds = {type(raw.stmt) for raw in parse_sql(text)}
         normal = normalize(text)
+        tokens = scan(normal)
     except Exception:  # noqa: BLE001 - ParseError, or anything the C normaliser rejects
         return "(query not shown: it does not parse, so its literals cannot be masked)"
-    one = " ".join(normal.split())
+    plain = (ast.SelectStmt, ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
+    if not kinds or not all(issubclass(kind, plain) for kind in kinds):
+        names = sorted(kind.__name__.removesuffix("Stmt").upper() for kind in kinds)
+        return f"({', '.join(names) or 'empty'} statement: its text is not shown)"
+    chars = list(normal)
+    for token in tokens:
+        if token.name in ("SQL_COMMENT", "C_COMMENT"):
+            chars[token.start:token.end + 1] = " " * (token.end + 1 - token.start)
+    one = " ".join("".join(chars).split())
     return one if len(one) <= limit else one[:limit] + "…"
 
 

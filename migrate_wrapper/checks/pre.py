@@ -161,14 +161,15 @@ def sql(migrations: list[Migration], direction: str) -> CheckResult:
     return _result("sql", "ok", f"{len(migrations)} file(s) parse")
 
 
-def lint(root, component, pending: list[Migration]) -> CheckResult:
-    """Dry runs lint what they would apply and what the change adds (migrate-wrapper lint's rules, base rules against
-    main when it exists); the history already applied is not judged again."""
+def lint(root, component, steps: list[Migration], direction: str) -> CheckResult:
+    """Dry runs lint the files they would run and what the change adds (migrate-wrapper lint's rules, base rules
+    against main when it exists); the rest of the history is not judged again."""
     from migrate_wrapper.errors import UsageError
     from migrate_wrapper.verbs.lint import lint as run_lint
 
+    running = {path.name for m in steps if (path := m.path(direction)) is not None}
     try:
-        report = run_lint(root, [component], pending={component.name: {m.version for m in pending}})
+        report = run_lint(root, [component], pending={component.name: running})
     except UsageError as exc:  # e.g. no .squawk.toml in this checkout: say so, but a dry run is not a lint run
         return _result("lint", "warn", f"lint not run: {exc}")
     first = next((f for f in report.sorted() if f.level == "error"), None)

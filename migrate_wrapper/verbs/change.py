@@ -46,7 +46,7 @@ def pre_checks(
                 pre.checksums(st, settings.migration_environment)]
     if run.dry_run:
         results.append(pre.sql(change.steps, change.direction))
-        results.append(pre.lint(settings.project_root(), target.component, st.pending))
+        results.append(pre.lint(settings.project_root(), target.component, change.steps, change.direction))
     if change.steps:
         results.append(pre.blocking_locks(conn, change.steps, change.direction,
                                           long_transaction_seconds=settings.migration_long_transaction_seconds))
@@ -124,12 +124,10 @@ def run_change(
             reader.close()  # the connection it reconnected to, if the server went away (the caller closes `conn`)
 
 
-SHOWN_LINES = 200  # of a file too large to analyse, a dry run shows the start
+SHOWN_LINES, SHOWN_BYTES = 200, 64 * 1024  # of a file too large to analyse, a dry run shows the start
 
 
 def _shown_body(path: Path | None) -> str:
-    from itertools import islice
-
     from migrate_wrapper.migrations import too_big
 
     if path is None:
@@ -137,8 +135,8 @@ def _shown_body(path: Path | None) -> str:
     if (skipped := too_big(path)) is None:
         return path.read_text(encoding="utf-8", errors="replace")
     with open(path, encoding="utf-8", errors="replace") as file:
-        head = "".join(islice(file, SHOWN_LINES))
-    return f"{head.rstrip()}\n-- … ({skipped}: the first {SHOWN_LINES} lines are shown)"
+        head = "".join(file.read(SHOWN_BYTES).splitlines(keepends=True)[:SHOWN_LINES])  # lines may be 20 MB long
+    return f"{head.rstrip()}\n-- … ({skipped}: only its start is shown)"
 
 
 def _approve(settings: Settings, run: RunInfo, listener: Listener) -> tuple[str, str | None]:

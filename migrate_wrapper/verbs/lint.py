@@ -29,11 +29,11 @@ ALWAYS = {"duplicate-version", "base-changed", "base-order"}
 
 
 def lint(root: Path, chosen: list[Component], *, base: str | None = None, judge_all: bool = False,
-         pending: dict[str, set[int]] | None = None) -> rules.Report:
-    """Lint judges what a change adds: the files new against the base. The base's history is not judged again — a
-    history adopted from another project was never written to these rules — unless `judge_all`. Without a base
-    every file is judged, except in a dry run (`pending`: component → the versions it would apply), where the files
-    it would apply are."""
+         pending: dict[str, set[str]] | None = None) -> rules.Report:
+    """Lint judges what a change adds: the files new against the base (by name: a down file added to a version on
+    the base is new). The base's history is not judged again — a history adopted from another project was never
+    written to these rules — unless `judge_all`. A dry run (`pending`: component → the file names it would run) also
+    judges what it would run. Without a base, and outside a dry run, every file is judged."""
     report = rules.Report([c.name for c in chosen], resolve_base(root, base))
     if report.base.skipped:
         report.findings.append(rules.Finding(rules.WARNING, "base-unavailable",
@@ -47,40 +47,37 @@ def lint(root: Path, chosen: list[Component], *, base: str | None = None, judge_
         names = _names(root / folder)
         found: list[rules.Finding] = []
         new: set[int] | None = None
+        migration_names = {name for name in names if GOLANG_MIGRATE_NAME.match(name)}
+        added: set[str] | None = None  # file names not on the base
         if report.base.commit:
+            on_base = base_files(root, report.base.commit, folder)
             current = {name: _sha256(root / folder / name) for name in names}
-            found, new = rules.check_base(component.name, folder, current,
-                                          base_files(root, report.base.commit, folder), report.base.ref or "")
+            found, new = rules.check_base(component.name, folder, current, on_base, report.base.ref or "")
+            added = migration_names - set(on_base)
         wanted = set(pending.get(component.name, ())) if pending is not None else None
-        judged = None if judge_all or (new is None and wanted is None) else new if new is not None else wanted
+        judged = None if judge_all or (added is None and wanted is None) else (added or set()) | (wanted or set())
         named, pairs = rules.check_names(component.name, folder, names)
-        files = {name: _sql_file(root / folder / name) for name in names if GOLANG_MIGRATE_NAME.match(name)}
+        files = {name: _sql_file(root / folder / name) for name in migration_names}
         by_path.update({f"{folder}/{name}": f for name, f in files.items()})
         found += named + rules.check_sql(component.name, folder, pairs, files)
         if classes is not None:
             found += rules.check_classification(component.name, folder, pairs, files, new, classes, CLASSIFICATION)
         report.findings += [f for f in found if _judged(f, judged)]
-        report.files += sum(1 for name in files if judged is None or _version(name) in judged)
+        report.files += sum(1 for name in files if judged is None or name in judged)
         # squawk gets the judged files PostgreSQL's parser accepts: the others already carry their one error.
         squawk_paths.update({f"{folder}/{f.name}": component.name for f in files.values()
                              if f.info is not None and f.info.parse_error is None
-                             and (judged is None or _version(f.name) in judged)})
+                             and (judged is None or f.name in judged)})
     if squawk_paths:
         report.findings += rules.concurrency_advice(
             rules.squawk_findings(run_squawk(root, list(squawk_paths)), squawk_paths), by_path)
     return report
 
 
-def _version(name: str) -> int | None:
-    match = GOLANG_MIGRATE_NAME.match(os.path.basename(name))
-    return int(match.group(1)) if match else None
-
-
-def _judged(finding: rules.Finding, judged: set[int] | None) -> bool:
+def _judged(finding: rules.Finding, judged: set[str] | None) -> bool:
     if judged is None or finding.rule in ALWAYS or not finding.file:
         return True
-    version = _version(finding.file)
-    return version is None or version in judged
+    return os.path.basename(finding.file) in judged
 
 
 def _names(folder: Path) -> list[str]:

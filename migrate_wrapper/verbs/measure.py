@@ -195,6 +195,9 @@ def dump_schema(url: DatabaseUrl, settings: Settings) -> str:
 
     kwargs = url.psycopg_kwargs(connect_timeout=settings.migration_connect_timeout_seconds)
     password = kwargs.pop("password", None)
+    if kwargs.get("sslpassword"):  # libpq has no variable for it: it would have to go on pg_dump's command line
+        raise UsageError(f"{url.setting} has sslpassword, which pg_dump could only get on its command line",
+                         hint="use an unencrypted client key (mode 0600) for the schema clone")
     kwargs.setdefault("application_name", db.APPLICATION_NAME)
     env = {k: v for k, v in os.environ.items() if k not in ("PGPASSWORD", "PGSERVICE", "PGSERVICEFILE")}
     if password:

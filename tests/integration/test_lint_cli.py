@@ -242,6 +242,8 @@ def test_an_adopted_history_is_not_judged_again_only_what_a_change_adds(make):
     added = run_cli("lint", "-c", "operational", root=root)
     assert added.returncode == 1
     assert "11_drop_people" in added.stdout and "2_drop_name" not in added.stdout
+    write(root, {"10_index.down.sql": "DROP TABLE people;\n"})  # a new file for a version already on the base
+    assert "10_index.down.sql" in run_cli("lint", "-c", "operational", root=root).stdout
 
 
 def test_concurrently_advice_never_contradicts_the_files_own_transaction(make):
@@ -259,5 +261,5 @@ def test_concurrently_advice_never_contradicts_the_files_own_transaction(make):
     for finding in concurrent:  # several statements: "add CONCURRENTLY" alone would fail in the file's transaction
         assert "migration of its own" in finding["advice"]
     scratch_down = [f for f in concurrent if "scratch.down" in f["file"]]
-    assert scratch_down and all(f["level"] == "warning" for f in scratch_down)  # the table goes too
+    assert scratch_down and all("squawk-ignore require-concurrent-index-deletion" in f["advice"] for f in scratch_down)
     assert any(f["level"] == "error" and "two_indexes.up" in f["file"] for f in concurrent)

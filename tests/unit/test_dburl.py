@@ -80,3 +80,31 @@ def test_mask_text_hides_known_secrets_and_userinfo():
     assert CANARY not in masked and ENCODED not in masked
     assert "postgres://app:***@h/d" in masked
     assert mask_text("see postgresql://bob:hunter2@x/y") == "see postgresql://bob:***@x/y"
+
+
+@pytest.mark.parametrize("raw", [
+    "postgres://u@h/d?x-statement-timeout=%C2%B2",  # a superscript digit: isdigit() would take it
+    "postgres://u@h/d?connect_timeout=" + "9" * 5000,
+    "postgres://u@h/d?x-migrations-table=t&x-migrations-table-quoted=true",
+])
+def test_parameters_that_would_crash_later_are_one_usage_error(raw):
+    with pytest.raises(UsageError) as err:
+        parse(raw)
+    assert "\n" not in str(err.value)
+
+
+def test_a_component_may_name_a_quoted_table_the_url_does_not():
+    url = parse("postgres://u@h/d?x-migrations-table-quoted=true")
+    merged = url.with_defaults({"x-migrations-table": '"ops"."schema_migrations"'})
+    assert merged.param("x-migrations-table") == '"ops"."schema_migrations"'
+    with pytest.raises(UsageError, match="is not a quoted name"):
+        url.with_defaults({"x-migrations-table": "plain"})
+
+
+def test_pg_dump_never_gets_an_sslpassword_on_its_command_line():
+    from migrate_wrapper import settings as settings_module
+    from migrate_wrapper.verbs.measure import dump_schema
+
+    url = parse("postgres://u:pw-secret@h/d?sslpassword=key-secret&sslmode=require")
+    with pytest.raises(UsageError, match="sslpassword"):
+        dump_schema(url, settings_module.Settings())

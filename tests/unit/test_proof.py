@@ -129,3 +129,18 @@ def test_a_backend_first_seen_at_bookkeeping_or_another_backend_teaches_nothing(
     other = _row('TRUNCATE "public"."schema_migrations"', "active", pid=77, started="t9")  # a raw migrate, later
     assert proof.look(_Conn(other), 1, MARKS, step, BODY) is False
     assert (step.pid, step.body_done) == (41, False)
+
+
+@pytest.mark.parametrize(("sql", "shown"), [
+    ("select 'CARD-4111' as pan from a where id <> 42", "select $1 as pan from a where id <> $2"),
+    ("SELECT 1 /* hunter2 */ -- note\n, 2", "SELECT $1 , $2"),  # comments may hold anything
+    ("PREPARE p AS SELECT 'secret'", "(PREPARE statement: its text is not shown)"),
+    ("CREATE SERVER s FOREIGN DATA WRAPPER w OPTIONS (password 'pw')", "statement: its text is not shown"),
+    ("COPY a FROM PROGRAM 'curl secret'", "(COPY statement: its text is not shown)"),
+    ("ALTER SYSTEM SET primary_conninfo = 'password=pw'", "statement: its text is not shown"),
+    ("select 'cut sho", "(query not shown: it does not parse"),
+])
+def test_another_sessions_sql_shows_no_literal_comment_or_utility_text(sql, shown):
+    assert shown in sqlinfo.shown_query(sql)
+    for secret in ("CARD", "hunter2", "secret", "pw'", "cut sho"):
+        assert secret not in sqlinfo.shown_query(sql)
