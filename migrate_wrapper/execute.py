@@ -130,7 +130,6 @@ def migrate(
     run: RunInfo,
     listener: Listener,
     command: list[str],
-    steps: list[Migration],
     params: dict[str, str],
     *,
     deadline: float | None = None,
@@ -224,8 +223,8 @@ def carry_out(
             conn = read_state.conn
             with proof.Witness(conn, ctx.lock_key, ctx.marks, lambda step: _record(conn, run, step)) as witness:
                 progress.witness = witness
-                result = migrate(binary, target, run, listener, [change.direction, str(len(remaining))], remaining,
-                                 ctx.params, deadline=deadline, stopper=stopper, progress=progress)
+                result = migrate(binary, target, run, listener, [change.direction, str(len(remaining))], ctx.params,
+                                 deadline=deadline, stopper=stopper, progress=progress)
             stopper.join()
             if progress.unplanned:
                 raise _unplanned(ctx, progress, result)
@@ -335,8 +334,8 @@ def _conclude(ctx: _Context, step: StepEvidence | None, verdict: Verdict | None)
         return False, f"{head}; left dirty"
     version = step.dirty_version if verdict.kind == proof.COMMITTED else step.before_version
     forced = migrate(ctx.binary, ctx.target, ctx.run, ctx.listener, ["force", str(version if version is not None else -1)],
-                     [], {**ctx.params, "lock_timeout": str(min(ctx.settings.migration_lock_timeout_ms,
-                                                                 FORCE_LOCK_TIMEOUT_MS))})
+                     {**ctx.params, "lock_timeout": str(min(ctx.settings.migration_lock_timeout_ms,
+                                                            FORCE_LOCK_TIMEOUT_MS))})
     after = ctx.read_state()
     if forced.failure is not None or after.state.dirty or after.state.version != version:
         why = forced.failure.message if forced.failure else f"the database is at {after.version_label}"

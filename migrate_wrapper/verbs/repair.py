@@ -88,7 +88,7 @@ def repair(settings: Settings, target: Target, *, listener: Listener, options: O
             try:
                 forced = execute.migrate(binary, target, run, listener,
                                          ["force", str(decision.version if decision.version is not None else -1)],
-                                         [], execute.url_params(settings, conn))
+                                         execute.url_params(settings, conn))
                 after = common.read_status(conn, target)
                 if forced.failure is not None or after.state.dirty or after.state.version != decision.version:
                     raise MigrationFailed(
