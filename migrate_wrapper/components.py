@@ -6,6 +6,9 @@
     # optional: table = "schema_migrations" (golang-migrate's x-migrations-table), smoke = "db/smoke/operational.sql",
     # schema_doc = "db/schema/operational.md"
 
+    [lint]
+    names = "house"                       # new files as YYYYMMDDHHMM_slug; "golang-migrate": any id it accepts
+
 No component is named in code: a project with other components (or other folders) says so in its file.
 """
 
@@ -64,9 +67,10 @@ def _load(root: Path) -> tuple[Component, ...]:
     def bad(where: str, why: str) -> UsageError:
         return UsageError(f"{path}: {where}: {why}", hint=f"see the README's {PROJECT_FILE}")
 
-    unknown = set(data) - {"components"}
+    unknown = set(data) - {"components", "lint"}
     if unknown:
-        raise bad(sorted(unknown)[0], "unknown key (expected [components.<name>] tables)")
+        raise bad(sorted(unknown)[0], "unknown key (expected [components.<name>] tables and [lint])")
+    _check_lint(data.get("lint", {}), bad)
     declared = data.get("components")
     if not isinstance(declared, dict) or not declared:
         raise bad("components", "no component is declared")
@@ -104,6 +108,31 @@ def _load(root: Path) -> tuple[Component, ...]:
             schema_doc=values["schema_doc"] or f"db/schema/{name}.md",
         ))
     return tuple(found)
+
+
+NAMING = ("house", "golang-migrate")  # [lint] names: YYYYMMDDHHMM_slug for new files, or whatever golang-migrate takes
+
+
+def _check_lint(table: object, bad) -> None:
+    if not isinstance(table, dict):
+        raise bad("lint", "expected a table")
+    if extra := set(table) - {"names"}:
+        raise bad(f"lint.{sorted(extra)[0]}", "unknown key (known: names)")
+    if "names" in table and table["names"] not in NAMING:
+        raise bad("lint.names", f"expected one of: {', '.join(NAMING)}")
+
+
+def house_names(root: Path) -> bool:
+    """Whether lint holds new files to the house id rule (`[lint] names = "house"`, the default), or only to what
+    golang-migrate accepts (`"golang-migrate"`: a project that keeps its own id scheme). No project file: house."""
+    import tomllib
+
+    try:
+        data = tomllib.loads((root / PROJECT_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return True  # lint runs without a valid project file too; components.load says what is wrong with it
+    lint = data.get("lint", {})
+    return not (isinstance(lint, dict) and lint.get("names") == "golang-migrate")
 
 
 def names(root: Path) -> list[str]:

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from migrate_wrapper import lint as rules
+from migrate_wrapper import components
 from migrate_wrapper.components import Component
 from migrate_wrapper.errors import UsageError, WrapperError
 from migrate_wrapper.migrations import GOLANG_MIGRATE_NAME, file_sha256, too_big
@@ -56,7 +57,7 @@ def lint(root: Path, chosen: list[Component], *, base: str | None = None, judge_
             added = migration_names - set(on_base)
         wanted = set(pending.get(component.name, ())) if pending is not None else None
         judged = None if judge_all or (added is None and wanted is None) else (added or set()) | (wanted or set())
-        named, pairs = rules.check_names(component.name, folder, names)
+        named, pairs = rules.check_names(component.name, folder, names, house=components.house_names(root))
         files = {name: _sql_file(root / folder / name) for name in migration_names}
         by_path.update({f"{folder}/{name}": f for name, f in files.items()})
         found += named + rules.check_sql(component.name, folder, pairs, files)

@@ -263,3 +263,13 @@ def test_concurrently_advice_never_contradicts_the_files_own_transaction(make):
     scratch_down = [f for f in concurrent if "scratch.down" in f["file"]]
     assert scratch_down and all("squawk-ignore require-concurrent-index-deletion" in f["advice"] for f in scratch_down)
     assert any(f["level"] == "error" and "two_indexes.up" in f["file"] for f in concurrent)
+
+
+def test_the_house_naming_rule_is_the_projects_setting(make):
+    root = repository(make(ACCOUNTS, classified=False))
+    write(root, {"300000000001_next.up.sql": "SELECT 1;\n", "300000000001_next.down.sql": "SELECT 1;\n"})
+    assert "not a real date and time" in run_cli("lint", "-c", "operational", root=root).stdout
+    project_file = root / "migrate-wrapper.toml"
+    project_file.write_text(project_file.read_text().replace('names = "house"', 'names = "golang-migrate"'))
+    result = run_cli("lint", "-c", "operational", root=root)
+    assert result.returncode == 0, result.stdout  # any id golang-migrate accepts

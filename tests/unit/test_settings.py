@@ -148,3 +148,12 @@ def test_every_number_is_refused_outside_its_range_and_taken_at_its_limits(tmp_p
     for value in ([str(low + 1)] if "Gt" in bounds else [str(low)]) + [str(high)]:
         monkeypatch.setenv(key, value)
         settings.load(None)  # at its limits: taken
+
+
+def test_the_project_files_lint_table_is_checked(tmp_path):
+    good = '[components.a]\nurl = "A_URL"\nmigrations = "db/a"\n'
+    assert components.house_names(_project(tmp_path, good)) is True
+    assert components.house_names(_project(tmp_path, good + '[lint]\nnames = "golang-migrate"\n')) is False
+    with pytest.raises(UsageError, match="lint.names: expected one of: house, golang-migrate"):
+        components._load.cache_clear()
+        components.load(_project(tmp_path, good + '[lint]\nnames = "free"\n'))
