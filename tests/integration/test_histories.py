@@ -165,3 +165,52 @@ def test_an_up_only_history_applies_and_is_never_rolled_back_past(migrate_bin, p
     refused = run_cli("rollback", "-c", "operational", "--env", str(env_file), "--version", "2_b", "--yes", root=root)
     assert refused.returncode == 3
     assert "2_b has no down file" in refused.stderr
+
+
+def test_a_broken_down_file_fails_the_rollback_and_repair_settles_it_from_the_ledger(migrate_bin, pg, databases,
+                                                                                     project, tmp_path):
+    files = {"1_a.up.sql": "CREATE TABLE a (id int);\n", "1_a.down.sql": "DROP TABLE a;\n",
+             "2_b.up.sql": "CREATE TABLE b (id int);\n", "2_b.down.sql": "DROP TABLE b_misspelt;\n"}
+    root = project({"operational": files})
+    folder = root / "db/migrations/operational"
+    wrapped, raw = databases(), databases()
+    env_file = tmp_path / "history.env"
+    env_file.write_text(f"DB_URL={pg.url(wrapped)}\nMIGRATION_SCRATCH_URL={pg.url('postgres')}\n")
+
+    def cli(*args):
+        return run_cli(*args, "-c", "operational", "--env", str(env_file), root=root)
+
+    assert cli("apply", "--yes").returncode == 0
+    failed = cli("rollback", "--version", "2_b", "--yes")
+    assert failed.returncode == 1
+    line = [l for l in failed.stderr.splitlines() if l.startswith("error: ")][-1]
+    assert "2_b failed" in line and "it rolled back whole" in line
+    # The down step from 2 leaves golang-migrate's mark at 1: the hint must say 2 (the step rolled back), not 0.
+    again = cli("apply", "--yes")
+    assert again.returncode == 3 and "force 2" in again.stderr and "force -1" not in again.stderr
+    assert cli("repair", "--yes").returncode == 0
+    for command in (["up"], ["down", "1"], ["force", "2"]):  # raw golang-migrate, settled by hand as repair did
+        subprocess.run([str(migrate_bin), "-path", str(folder), "-database", pg.url(raw), *command],
+                       capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert _schema(pg, wrapped) == _schema(pg, raw)
+    assert pg.psql(wrapped, "select version::text || dirty::text from schema_migrations") == "2false"
+
+
+def test_a_begin_without_commit_fails_as_in_golang_migrate_and_is_never_called_settled(migrate_bin, pg, databases,
+                                                                                      project, tmp_path):
+    # lib/pq refuses golang-migrate's version update inside the file's open transaction: raw golang-migrate fails
+    # too, dirty. The wrapper must not claim to know what became of the file.
+    files = {"1_open.up.sql": "BEGIN;\nCREATE TABLE opened (id bigint);\n", "1_open.down.sql": "DROP TABLE opened;\n"}
+    root = project({"operational": files})
+    wrapped, raw = databases(), databases()
+    env_file = tmp_path / "history.env"
+    env_file.write_text(f"DB_URL={pg.url(wrapped)}\n")
+    result = run_cli("apply", "-c", "operational", "--env", str(env_file), "--yes", root=root)
+    line = [l for l in result.stderr.splitlines() if l.startswith("error: ")][-1]
+    assert result.returncode == 1
+    assert "unknown whether it committed" in line or "has its own BEGIN/COMMIT" in line
+    assert "marked clean" not in line
+    subprocess.run([str(migrate_bin), "-path", str(root / "db/migrations/operational"), "-database", pg.url(raw), "up"],
+                   capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+    for database in (wrapped, raw):
+        assert pg.psql(database, "select version::text || dirty::text from schema_migrations") == "1true"
