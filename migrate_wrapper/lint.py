@@ -446,8 +446,10 @@ _CONCURRENT_RULES = {"squawk/require-concurrent-index-creation", "squawk/require
 def concurrency_advice(findings: list[Finding], files: Mapping[str, SqlFile]) -> list[Finding]:  # files: by path
     """squawk asks for CONCURRENTLY wherever an index is built or dropped; golang-migrate runs a file as one
     transaction, where CONCURRENTLY fails, so in a file of several statements that advice contradicts itself. An
-    index on a table the same file creates needs no care at all (nobody waits on a new table); elsewhere the advice
-    is the one that holds: a file of its own."""
+    index on a table the same file creates or drops needs no care at all (the latter known from the CREATE INDEX
+    that made it); elsewhere the advice is the one that holds: a file of its own."""
+    # Which table each index is on, from every CREATE INDEX in the history: a DROP INDEX names only the index.
+    index_on = {index: table for f in files.values() if f.info is not None for _, table, index in f.info.index_tables}
     out = []
     for finding in findings:
         sql_file = files.get(finding.file or "") if finding.rule in _CONCURRENT_RULES else None
@@ -456,13 +458,14 @@ def concurrency_advice(findings: list[Finding], files: Mapping[str, SqlFile]) ->
             out.append(finding)
             continue
         created = {c.table for c in info.changes if c.action.startswith("create_table")}
-        on_new = any(line == finding.line and table in created for line, table in info.index_tables)
-        if on_new:
-            continue
-        # Which table a dropped index is on is not in the statement: the finding stays, with advice that holds.
+        dropped = {c.table for c in info.changes if c.action == "drop_table"}
+        if any(line == finding.line and table in created for line, table, _ in info.index_tables):
+            continue  # an index on a table this very file creates
+        dropped_here = [index for line, index in info.dropped_indexes if line == finding.line]
+        if dropped_here and all(index_on.get(index) in dropped for index in dropped_here):
+            continue  # the index of a table this very file drops: nobody waits on it
         out.append(replace(finding, advice="move this index to a migration of its own and use CONCURRENTLY there (it "
-                           "cannot run inside the file's one transaction); if it is on a table this file drops, "
-                           "accept it with -- squawk-ignore " + finding.rule.removeprefix("squawk/")))
+                           "cannot run inside the file's one transaction)"))
     return out
 
 

@@ -226,7 +226,8 @@ class Details:
     changes: list[Change] = field(default_factory=list)
     concurrently_lines: list[int] = field(default_factory=list)  # statements that cannot run in a transaction
     transaction_lines: list[int] = field(default_factory=list)  # own BEGIN/COMMIT/ROLLBACK (not one wrapping it all)
-    index_tables: list[tuple[int, str]] = field(default_factory=list)  # (line, table) of each CREATE INDEX
+    index_tables: list[tuple[int, str, str]] = field(default_factory=list)  # (line, table, index) of CREATE INDEX
+    dropped_indexes: list[tuple[int, str]] = field(default_factory=list)  # (line, index) of each DROP INDEX
     parse_error: str | None = None
     parse_error_line: int | None = None
 
@@ -333,7 +334,12 @@ def details(sql_text: str) -> Details:
         if isinstance(stmt, ast.TransactionStmt) and not wrapped:
             result.transaction_lines.append(line)
         if isinstance(stmt, ast.IndexStmt) and stmt.relation is not None:
-            result.index_tables.append((line, _key(stmt.relation.schemaname, stmt.relation.relname)))
+            table = _key(stmt.relation.schemaname, stmt.relation.relname)
+            result.index_tables.append((line, table, _key(stmt.relation.schemaname, stmt.idxname or "")))
+        if isinstance(stmt, ast.DropStmt) and stmt.removeType == obj.OBJECT_INDEX:
+            for names in stmt.objects or ():
+                parts = [getattr(p, "sval", "") for p in names]
+                result.dropped_indexes.append((line, _key(parts[-2] if len(parts) > 1 else None, parts[-1])))
         if isinstance(stmt, ast.CreateStmt):
             table = _key(stmt.relation.schemaname, stmt.relation.relname)
             if stmt.partbound is not None:

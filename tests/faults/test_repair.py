@@ -68,6 +68,7 @@ def test_repair_refuses_partial_changes_and_shows_them(migrate_bin, dbs, project
     assert result.returncode == 1
     assert "not repaired: the live schema matches none of" in error_line(result)
     assert "b1" in result.stdout and result.stdout.count("\n+") >= 1
+    assert "migrations up to 202601010000_a (the closest)" in result.stdout  # the diff is against the nearest
     assert state(dbs) == "202601010100 dirty"
 
 

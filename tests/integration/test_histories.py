@@ -1,6 +1,6 @@
-"""Histories in the shapes real golang-migrate projects have (written here, for this project): each goes through
-status, a dry run, apply, rollback by its own ids and apply again, and each schema is compared with what raw
-golang-migrate makes of the same folder (pg_dump --schema-only)."""
+"""Histories in the shapes real golang-migrate projects have (written here, for this project): each goes through the
+runbook's steps — measure-window, status, a dry run, apply, smoke-test, rollback by its own ids, apply again, lint —
+and each schema is compared with what raw golang-migrate makes of the same folder (pg_dump --schema-only)."""
 
 from __future__ import annotations
 
@@ -112,11 +112,14 @@ def test_every_runbook_step_on_a_history_in_its_own_ids(migrate_bin, pg, databas
     folder = root / "db/migrations/operational"
     wrapped, raw = databases(), databases()
     env_file = tmp_path / "history.env"
-    env_file.write_text(f"DB_URL={pg.url(wrapped)}\nMIGRATION_ENVIRONMENT=dev\n")
+    env_file.write_text(f"DB_URL={pg.url(wrapped)}\nMIGRATION_ENVIRONMENT=dev\nMIGRATION_SCRATCH_URL={pg.url('postgres')}\n")
 
     def cli(*args):
         result = run_cli(*args, "-c", "operational", "--env", str(env_file), root=root)
         return result
+
+    rehearsal = cli("measure-window")  # the runbook's step 2, on the empty target: every file rehearsed
+    assert rehearsal.returncode == 0, rehearsal.output
 
     def raw_migrate(*command):
         return subprocess.run([str(migrate_bin), "-path", str(folder), "-database", pg.url(raw), *command],
@@ -133,6 +136,8 @@ def test_every_runbook_step_on_a_history_in_its_own_ids(migrate_bin, pg, databas
     assert raw_migrate("up").returncode == 0
     assert _schema(pg, wrapped) == _schema(pg, raw)
     assert cli("status", "--format", "json").returncode == 0
+    smoke = cli("smoke-test")  # the runbook's step 5: the live schema is what the history builds
+    assert smoke.returncode == 0, smoke.output
     # Roll back by the history's own id (the second migration and all after it), as status prints it.
     back = cli("rollback", "--version", ids[1], "--yes")
     assert back.returncode == 0, back.output
