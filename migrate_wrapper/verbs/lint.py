@@ -63,7 +63,7 @@ def lint(root: Path, chosen: list[Component], *, base: str | None = None, judge_
         found += named + rules.check_sql(component.name, folder, pairs, files)
         if classes is not None:
             found += rules.check_classification(component.name, folder, pairs, files, new, classes, CLASSIFICATION)
-        report.findings += [f for f in found if _judged(f, judged)]
+        report.findings += [f for f in found if _judged(f, judged, added)]
         report.files += sum(1 for name in files if judged is None or name in judged)
         # squawk gets the judged files PostgreSQL's parser accepts: the others already carry their one error.
         squawk_paths.update({f"{folder}/{f.name}": component.name for f in files.values()
@@ -75,10 +75,14 @@ def lint(root: Path, chosen: list[Component], *, base: str | None = None, judge_
     return report
 
 
-def _judged(finding: rules.Finding, judged: set[str] | None) -> bool:
-    if judged is None or finding.rule in ALWAYS or not finding.file:
+def _judged(finding: rules.Finding, judged: set[str] | None, added: set[str] | None) -> bool:
+    """The naming rule is for files new against the base only; the others also for what a dry run would run."""
+    if finding.rule in ALWAYS or not finding.file:
         return True
-    return os.path.basename(finding.file) in judged
+    name = os.path.basename(finding.file)
+    if finding.rule == "file-name" and added is not None:
+        return name in added
+    return judged is None or name in judged
 
 
 def _names(folder: Path) -> list[str]:
