@@ -63,7 +63,7 @@ def lint(root: Path, chosen: list[Component], *, base: str | None = None, judge_
         found += named + rules.check_sql(component.name, folder, pairs, files)
         if classes is not None:
             found += rules.check_classification(component.name, folder, pairs, files, new, classes, CLASSIFICATION)
-        report.findings += [f for f in found if _judged(f, judged, added)]
+        report.findings += [f for f in found if _judged(f, judged, None if judge_all else added)]
         report.files += sum(1 for name in files if judged is None or name in judged)
         # squawk gets the judged files PostgreSQL's parser accepts: the others already carry their one error.
         squawk_paths.update({f"{folder}/{f.name}": component.name for f in files.values()
