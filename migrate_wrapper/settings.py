@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     def url_for(self, component: Component) -> DatabaseUrl:
         """The component's URL (its setting is named in the project file), with what the component itself says
         golang-migrate's URL needs (its migrations table) where the URL does not say it."""
+        spellings = [name for name in os.environ if name.upper() == component.url_setting]
+        if len(spellings) > 1:  # which one would win is arbitrary
+            raise UsageError(f"{' and '.join(sorted(spellings))} are both set in the environment",
+                             hint="keep one spelling")
         value = self._urls.get(component.url_setting, "")
         if not value.strip():
             raise UsageError(
@@ -168,6 +172,8 @@ def _environment_settings() -> dict[str, str]:
         key = name.upper()
         if key.lower() not in Settings.model_fields and not key.endswith("_URL"):
             continue
+        if key in seen and key.lower() not in Settings.model_fields:
+            continue  # a *_URL in two spellings matters only to a component that uses it: url_for refuses it
         if key in seen:
             raise UsageError(f"{printable(name)} and {printable(seen[key])} are both set in the environment",
                              hint="keep one spelling")

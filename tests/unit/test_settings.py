@@ -157,3 +157,13 @@ def test_the_project_files_lint_table_is_checked(tmp_path):
     with pytest.raises(UsageError, match="lint.names: expected one of: house, golang-migrate"):
         components._load.cache_clear()
         components.load(_project(tmp_path, good + '[lint]\nnames = "free"\n'))
+
+
+def test_a_url_setting_in_two_spellings_is_refused_where_it_is_used(monkeypatch):
+    monkeypatch.setenv("DB_URL", "postgres://u@h/one")
+    monkeypatch.setenv("db_url", "postgres://u@h/two")
+    monkeypatch.setenv("REDIS_URL", "redis://x")  # someone else's: never in the way
+    monkeypatch.setenv("redis_url", "redis://y")
+    s = settings.load(None)
+    with pytest.raises(UsageError, match="DB_URL and db_url are both set"):
+        s.url_for(components.resolve("operational", ROOT)[0])
