@@ -18,12 +18,7 @@ def apply(settings: Settings, target: Target, *, listener: Listener, options: Op
     with common.tracked(run, listener, result):
         conn, reachable = common.connect(target, settings)
         try:
-            st = common.read_status(conn, target)
-            opened = [reachable]
-            if not options.dry_run:
-                opened.append(common.run_lock(conn, target, st))
-                if opened[-1].status == "ok":
-                    st = common.read_status(conn, target)  # the plan, read again now that no other run can move it
+            st, opened = common.open_change(conn, target, reachable, options.dry_run)
             run.from_version = st.current.id if st.current else None
             run.target = st.pending[-1].id if st.pending else run.from_version
             change = Change("up", st.pending, st.pending[-1].version if st.pending else st.state.version)

@@ -108,8 +108,7 @@ def run_change(
     before = post.snapshot(conn, exact_threshold_rows=settings.migration_exact_count_threshold, exclude=exclude,
                            connect_more=common.connector(target, settings))
     ledger.begin(conn, run, author=author, approver=approver, migrate_version=binary.version)
-    reader = common.StateReader(target, settings, conn,
-                                run_lock_key=pre.advisory_lock_key(target.url, st.state.schema, st.state.table))
+    reader = common.StateReader(target, settings, conn, run_lock_key=common.lock_key(target, st))
     error: BaseException | None = None
     try:
         execute.carry_out(settings, binary, target, run, listener, reader, change)

@@ -58,17 +58,34 @@ def connector(target: Target, settings: Settings) -> Callable[[], psycopg.Connec
     return functools.partial(db.connect, target.url, timeout=settings.migration_connect_timeout_seconds)
 
 
+def lock_key(target: Target, st: plan.Status) -> int:
+    """golang-migrate's advisory lock key for this target's migrations table (the run lock derives from it)."""
+    return pre.advisory_lock_key(target.url, st.state.schema, st.state.table)
+
+
 def run_lock(conn: psycopg.Connection, target: Target, st: plan.Status) -> CheckResult:
     """Take the wrapper's run lock for the whole run (runlock), as the first pre-check: a run already in progress
     fails it at once. The caller reads the plan again once it holds the lock."""
     from migrate_wrapper import runlock
 
-    key = pre.advisory_lock_key(target.url, st.state.schema, st.state.table)
     try:
-        runlock.acquire(conn, key, running=st.unfinished_runs[-1] if st.unfinished_runs else None)
+        runlock.acquire(conn, lock_key(target, st), running=st.unfinished_runs[-1] if st.unfinished_runs else None)
     except PreCheckFailed as exc:
         return CheckResult("pre", "migration_lock", "fail", exc.reason, data={"hint": exc.hint})
     return CheckResult("pre", "run_lock", "ok", "no other migrate-wrapper run on this database; held for this run")
+
+
+def open_change(conn: psycopg.Connection, target: Target, reachable: CheckResult,
+                dry_run: bool) -> tuple[plan.Status, list[CheckResult]]:
+    """What apply and rollback plan from, and the checks made opening it: unless a dry run, the run lock is taken
+    and the state read again under it, so no other run can move the database between the plan and the run."""
+    st = read_status(conn, target)
+    opened = [reachable]
+    if not dry_run:
+        opened.append(run_lock(conn, target, st))
+        if opened[-1].status == "ok":
+            st = read_status(conn, target)
+    return st, opened
 
 
 def status_once(target: Target, settings: Settings, *, look_for_runs: bool = False) -> plan.Status:
@@ -87,8 +104,7 @@ def status_once(target: Target, settings: Settings, *, look_for_runs: bool = Fal
 def run_in_progress(conn: psycopg.Connection, target: Target, st: plan.Status) -> str | None:
     from migrate_wrapper import runlock
 
-    key = pre.advisory_lock_key(target.url, st.state.schema, st.state.table)
-    holder = runlock.holder(conn, key)
+    holder = runlock.holder(conn, lock_key(target, st))
     if holder is not None:
         run = f" — {st.unfinished_runs[-1]}" if st.unfinished_runs else ""
         return f"a migrate-wrapper run is in progress ({holder}){run}"

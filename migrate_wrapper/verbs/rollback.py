@@ -20,12 +20,7 @@ def rollback(settings: Settings, target: Target, version_id: str, *, listener: L
     with common.tracked(run, listener, result):
         conn, reachable = common.connect(target, settings)
         try:
-            st = common.read_status(conn, target)
-            opened = [reachable]
-            if not options.dry_run:
-                opened.append(common.run_lock(conn, target, st))
-                if opened[-1].status == "ok":
-                    st = common.read_status(conn, target)  # the plan, read again now that no other run can move it
+            st, opened = common.open_change(conn, target, reachable, options.dry_run)
             run.from_version = st.current.id if st.current else None
             rb = plan.rollback(st, version_id)
             end = target.files.by_version(rb.end_version) if rb.end_version is not None else None
