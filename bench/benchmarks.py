@@ -451,7 +451,7 @@ def profile_apply(ctx: Context, n: int) -> list[str]:
     out = ctx.work / "apply.prof"
     # cli.main, not the console script's cli.entry: entry leaves with os._exit, before cProfile could write its file.
     script = ctx.work / "profile_main.py"
-    script.write_text("from migrate_wrapper.cli import main\n\nmain()\n")
+    script.write_text("from migrate_wrapper.cli.main import main\n\nmain()\n")
     measured = proc.run([str(ctx.python), "-m", "cProfile", "-o", str(out), str(script), "apply", "-c",
                          COMPONENT, "--env", str(env_file), "--yes", "--log-format", "json"],
                         env=ctx.telemetry_env(root), output_file=ctx.work / "profile.log")
@@ -462,7 +462,7 @@ def profile_apply(ctx: Context, n: int) -> list[str]:
         if "/migrate_wrapper/" in filename and not filename.endswith(("/cli.py", "/__main__.py")):
             rows.append((ct, nc, f"{filename.split('/migrate_wrapper/')[-1]}:{line} {name}"))
     rows.sort(reverse=True)
-    lines = [f"`python -m cProfile` of `migrate_wrapper.cli.main` running `apply` of {n} trivial migrations, "
+    lines = [f"`python -m cProfile` of `migrate_wrapper.cli.main.main` running `apply` of {n} trivial migrations, "
              f"telemetry on (one run; {measured.seconds:.2f} s wall under the profiler, "
              f"CPU {measured.cpu_seconds:.2f} s with golang-migrate). Cumulative time of the wrapper's own functions "
              "(includes waiting on golang-migrate and on threads, and imports done inside them):", "",

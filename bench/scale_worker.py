@@ -4,7 +4,7 @@ Run as `python -m bench.scale_worker --env FILE --repeats N [--warmup]` with MIG
 document on stdout. Each repeat opens a fresh connection (a new backend, cold catalog caches, as a real run) and
 calls exactly what `verbs/change.py` calls for an apply:
 
-* pre  = connect + `pre.connectivity` (common.connect), `common.read_status`, `verbs.change.pre_checks`
+* pre  = connect + `pre.connectivity` (session.connect), `session.read_status`, `verbs.change.pre_checks`
          (files, dirty, checksums, migration_lock, blocking_locks for the pending migration)
 * post = `post.snapshot` twice (before and after), `post.row_counts`, `post.schema_summary`
 
@@ -29,13 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", action="store_true")
     args = parser.parse_args(argv)
 
-    from migrate_wrapper import settings as settings_mod
-    from migrate_wrapper import target as target_mod
+    from migrate_wrapper.config import settings as settings_mod
+    from migrate_wrapper.config import target as target_mod
     from migrate_wrapper.checks import post
     from migrate_wrapper.events import Listener
-    from migrate_wrapper.execute import Change
-    from migrate_wrapper.verbs import common
-    from migrate_wrapper.verbs.change import pre_checks
+    from migrate_wrapper.runtime.execute import Change
+    from migrate_wrapper.runtime import session
+    from migrate_wrapper.runtime.pipeline import pre_checks
 
     settings = settings_mod.load(args.env)
     target = target_mod.resolve(settings, "operational")[0]
@@ -43,18 +43,18 @@ def main(argv: list[str] | None = None) -> int:
     listener = Listener()
 
     def once() -> dict:
-        run = common.new_run("apply", target, settings, "up", False)
+        run = session.new_run("apply", target, settings, "up", False)
         t0 = time.perf_counter()
-        conn, reachable = common.connect(target, settings)
+        conn, reachable = session.connect(target, settings)
         t1 = time.perf_counter()
         try:
-            st = common.read_status(conn, target)
+            st = session.read_status(conn, target)
             t2 = time.perf_counter()
             change = Change("up", st.pending, st.pending[-1].version if st.pending else st.state.version)
             checks = pre_checks(settings, target, run, listener, conn, st, [reachable], change)
             t3 = time.perf_counter()
             exclude = {f"{st.state.schema}.{st.state.table}"}
-            more = common.connector(target, settings)
+            more = session.connector(target, settings)
             before = post.snapshot(conn, exact_threshold_rows=threshold, exclude=exclude, connect_more=more)
             t4 = time.perf_counter()
             after = post.snapshot(conn, exact_threshold_rows=threshold, exclude=exclude, connect_more=more)

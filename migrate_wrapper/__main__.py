@@ -1,3 +1,3 @@
-from migrate_wrapper.cli import entry
+from migrate_wrapper.cli.main import entry
 
 entry()

@@ -42,7 +42,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from migrate_wrapper import ledger
+from migrate_wrapper.postgres import ledger
 from migrate_wrapper.events import CheckResult
 
 if TYPE_CHECKING:

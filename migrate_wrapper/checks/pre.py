@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from migrate_wrapper import db
-from migrate_wrapper.dburl import DatabaseUrl
+from migrate_wrapper.postgres import db
+from migrate_wrapper.config.dburl import DatabaseUrl
 from migrate_wrapper.events import CheckResult, Listener, RunInfo
 from migrate_wrapper.errors import PreCheckFailed
-from migrate_wrapper.migrations import Migration, too_big
-from migrate_wrapper.plan import Status
+from migrate_wrapper.model.migrations import Migration, too_big
+from migrate_wrapper.model.plan import Status
 
 ADVISORY_LOCK_SALT = 1486364155  # golang-migrate's database.advisoryLockIDSalt
 
@@ -92,7 +92,7 @@ def _read_check(path: Path) -> tuple[tuple[str, str] | None, bool]:
 def dirty(st: Status, url_setting: str) -> CheckResult:
     if not st.state.dirty:
         return _result("dirty", "ok", "clean")
-    from migrate_wrapper import proof
+    from migrate_wrapper.runtime import proof
 
     version = st.state.version
     why = "a migration did not finish"
@@ -128,7 +128,7 @@ def checksums(st: Status, environment: str) -> CheckResult:
 
 def sql(migrations: list[Migration], direction: str) -> CheckResult:
     """Each file parses (pglast), and will run the way golang-migrate runs it (one implicit transaction)."""
-    from migrate_wrapper import sqlinfo
+    from migrate_wrapper.sql import sqlinfo
 
     warnings = []
     for migration in migrations:
@@ -225,7 +225,7 @@ def blocking_locks(
     long_transaction_seconds: float,
 ) -> CheckResult:
     """Sessions that would make a pending migration queue for its lock (and everyone behind it queue too)."""
-    from migrate_wrapper import sqlinfo
+    from migrate_wrapper.sql import sqlinfo
 
     # Only tables that other sessions hold locks on can block; a file that names none of them needs no parsing
     # (parsing a thousand pending files costs half a second).

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 from migrate_wrapper.events import Listener
-from migrate_wrapper.execute import Change
-from migrate_wrapper.settings import Settings
-from migrate_wrapper.target import Target
-from migrate_wrapper.verbs import common
-from migrate_wrapper.verbs.change import Options, run_change
+from migrate_wrapper.runtime.execute import Change
+from migrate_wrapper.config.settings import Settings
+from migrate_wrapper.config.target import Target
+from migrate_wrapper.runtime import session
+from migrate_wrapper.runtime.pipeline import Options, run_change
 
 
 def apply(settings: Settings, target: Target, *, listener: Listener, options: Options) -> str:
     """Returns the outcome word (ok, noop, dry_run); raises a WrapperError on any failure."""
-    binary = common.binary(settings)  # a missing or wrong binary is a set-up error, found before anything else
-    run = common.new_run("apply", target, settings, "up", options.dry_run)
+    binary = session.binary(settings)  # a missing or wrong binary is a set-up error, found before anything else
+    run = session.new_run("apply", target, settings, "up", options.dry_run)
     result: dict[str, str] = {}
-    with common.tracked(run, listener, result):
-        conn, reachable = common.connect(target, settings)
+    with session.tracked(run, listener, result):
+        conn, reachable = session.connect(target, settings)
         try:
-            st, opened = common.open_change(conn, target, reachable, options.dry_run)
+            st, opened = session.open_change(conn, target, reachable, options.dry_run)
             run.from_version = st.current.id if st.current else None
             run.target = st.pending[-1].id if st.pending else run.from_version
             change = Change("up", st.pending, st.pending[-1].version if st.pending else st.state.version)

@@ -13,14 +13,16 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from migrate_wrapper import classification, db, migrations, scratch, schema_docs
-from migrate_wrapper.classification import ColumnClass
-from migrate_wrapper import components
-from migrate_wrapper.components import Component
+from migrate_wrapper.schema import classification, docs as schema_docs
+from migrate_wrapper.postgres import db, scratch
+from migrate_wrapper.model import migrations
+from migrate_wrapper.schema.classification import ColumnClass
+from migrate_wrapper.config import components
+from migrate_wrapper.config.components import Component
 from migrate_wrapper.errors import WrapperError
-from migrate_wrapper.runner import Binary
-from migrate_wrapper.schema_docs import Schema
-from migrate_wrapper.scratch import ScratchServer
+from migrate_wrapper.golang_migrate.runner import Binary
+from migrate_wrapper.schema.docs import Schema
+from migrate_wrapper.postgres.scratch import ScratchServer
 
 CLASSIFICATION_FILE = Path("configs") / "data-classification.yml"
 PLAN_FILE = Path("db") / "migrations" / "migrations.md"

@@ -1,4 +1,4 @@
-"""lint: gather what the rules in migrate_wrapper/lint.py judge — the migration files, the same folders on the base
+"""lint: gather what the rules in migrate_wrapper/lint/rules.py judge — the migration files, the same folders on the base
 commit (git), squawk's report and the data classification — and return the report. Reads only; runs no migration.
 """
 
@@ -12,11 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from migrate_wrapper import lint as rules
-from migrate_wrapper import components
-from migrate_wrapper.components import Component
+from migrate_wrapper.lint import rules
+from migrate_wrapper.config import components
+from migrate_wrapper.config.components import Component
 from migrate_wrapper.errors import UsageError, WrapperError
-from migrate_wrapper.migrations import GOLANG_MIGRATE_NAME, file_sha256, too_big
+from migrate_wrapper.model.migrations import GOLANG_MIGRATE_NAME, file_sha256, too_big
 
 SQUAWK_CONFIG = ".squawk.toml"
 CLASSIFICATION = "configs/data-classification.yml"
@@ -109,7 +109,7 @@ def _sha256(path: Path) -> str:
 
 def _classification(root: Path, report: rules.Report):
     """The classes, or None with one finding saying why the new-column rule cannot run."""
-    from migrate_wrapper import classification
+    from migrate_wrapper.schema import classification
 
     path = root / CLASSIFICATION
     if not path.is_file():

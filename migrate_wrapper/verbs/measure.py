@@ -20,16 +20,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from migrate_wrapper import db, ledger, scratch
-from migrate_wrapper.dburl import DatabaseUrl
+from migrate_wrapper.postgres import db, ledger, scratch
+from migrate_wrapper.config.dburl import DatabaseUrl
 from migrate_wrapper.errors import MigrationFailed, PreCheckFailed, UsageError, WindowExceeded, WrapperError
 from migrate_wrapper.events import Listener, RunInfo
-from migrate_wrapper.plan import Status
-from migrate_wrapper.runner import Binary
-from migrate_wrapper.scratch import ScratchServer
-from migrate_wrapper.settings import Settings
-from migrate_wrapper.target import Target
-from migrate_wrapper.verbs import common
+from migrate_wrapper.model.plan import Status
+from migrate_wrapper.golang_migrate.runner import Binary
+from migrate_wrapper.postgres.scratch import ScratchServer
+from migrate_wrapper.config.settings import Settings
+from migrate_wrapper.config.target import Target
+from migrate_wrapper.runtime import session
 
 REPORT_DIR = Path(".local") / "measure-window"
 DUMP_TIMEOUT_SECONDS = 300
@@ -260,9 +260,9 @@ def measure_window(
 ) -> Rehearsal:
     """Rehearse, write the JSON report and its readable summary (.md beside it), call `show`, then raise what the
     rehearsal means: WindowExceeded (5) or MigrationFailed (1)."""
-    run = common.new_run("measure-window", target, settings, "up", True)
-    with common.tracked(run, listener, {}):
-        st = common.status_once(target, settings)
+    run = session.new_run("measure-window", target, settings, "up", True)
+    with session.tracked(run, listener, {}):
+        st = session.status_once(target, settings)
         if st.state.dirty:
             raise PreCheckFailed("dirty", f"{target.component.name} is at {st.version_label}",
                                  hint="recover it first (runbook: Dirty database), then measure")

@@ -19,16 +19,17 @@ import difflib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from migrate_wrapper import execute, ledger, proof
+from migrate_wrapper.runtime import execute, proof
+from migrate_wrapper.postgres import ledger
 from migrate_wrapper.checks import pre
 from migrate_wrapper.errors import MigrationFailed, UsageError
 from migrate_wrapper.events import Listener
-from migrate_wrapper.migrations import Migration
-from migrate_wrapper.scratch import ScratchServer
-from migrate_wrapper.settings import Settings
-from migrate_wrapper.target import Target
-from migrate_wrapper.verbs import common
-from migrate_wrapper.verbs.change import Options, _approve
+from migrate_wrapper.model.migrations import Migration
+from migrate_wrapper.postgres.scratch import ScratchServer
+from migrate_wrapper.config.settings import Settings
+from migrate_wrapper.config.target import Target
+from migrate_wrapper.runtime import session
+from migrate_wrapper.runtime.pipeline import Options, _approve
 
 ASSUMPTIONS = {"committed": proof.COMMITTED, "rolled-back": proof.ROLLED_BACK}
 
@@ -50,15 +51,15 @@ class Decision:
 
 def repair(settings: Settings, target: Target, *, listener: Listener, options: Options, server: ScratchServer,
            assume: str | None = None) -> str:
-    binary = common.binary(settings)
+    binary = session.binary(settings)
     if assume is not None and assume not in ASSUMPTIONS:
         raise UsageError(f"--assume {assume} is not one of: {', '.join(ASSUMPTIONS)}")
-    run = common.new_run("repair", target, settings, ledger.REPAIR, False)
+    run = session.new_run("repair", target, settings, ledger.REPAIR, False)
     result: dict[str, str] = {}
-    with common.tracked(run, listener, result):
-        conn, reachable = common.connect(target, settings)
+    with session.tracked(run, listener, result):
+        conn, reachable = session.connect(target, settings)
         try:
-            st = common.read_status(conn, target)
+            st = session.read_status(conn, target)
             run.from_version = st.version_label
             listener.run_started(run, [])
             if not st.state.dirty:
@@ -67,10 +68,10 @@ def repair(settings: Settings, target: Target, *, listener: Listener, options: O
                 result["outcome"] = "noop"
                 return "noop"
             author, approver = _approve(settings, run, listener)
-            lock = common.run_lock(conn, target, st)
+            lock = session.run_lock(conn, target, st)
             step = _ledger_step(conn, target, st.state.version)
             pre.run_all(run, listener, [reachable, lock, _migration_lock(conn, target, st, step)])
-            st = common.read_status(conn, target)  # read again under the run lock
+            st = session.read_status(conn, target)  # read again under the run lock
             if not st.state.dirty:
                 raise UsageError(f"{target.component.name} became clean at {st.version_label} meanwhile; nothing "
                                  "was repaired")
@@ -89,7 +90,7 @@ def repair(settings: Settings, target: Target, *, listener: Listener, options: O
                 forced = execute.migrate(binary, target, run, listener,
                                          ["force", str(decision.version if decision.version is not None else -1)],
                                          execute.url_params(settings, conn))
-                after = common.read_status(conn, target)
+                after = session.read_status(conn, target)
                 if forced.failure is not None or after.state.dirty or after.state.version != decision.version:
                     raise MigrationFailed(
                         f"marking {run.target} clean failed"
@@ -101,7 +102,7 @@ def repair(settings: Settings, target: Target, *, listener: Listener, options: O
                 error = exc
                 raise
             finally:
-                common.finish_audit(conn, run, listener, error)
+                session.finish_audit(conn, run, listener, error)
             return "ok"
         finally:
             conn.close()
@@ -158,7 +159,7 @@ def _ledger_step(conn, target: Target, dirty: int | None) -> proof.StepEvidence 
     step = proof.StepEvidence.from_json(found[1])
     if step is None or step.dirty_version != dirty:
         return None
-    st = common.read_status(conn, target)
+    st = session.read_status(conn, target)
     return step if proof.same_mark(step, proof.mark_xmin(conn, st.state.schema, st.state.table)) else None
 
 
@@ -179,7 +180,7 @@ class _SchemaEvidence:
 
 
 def _schema_evidence(binary, server, target: Target, conn, st, direction: str | None) -> _SchemaEvidence:
-    from migrate_wrapper import schema_docs
+    from migrate_wrapper.schema import docs as schema_docs
     from migrate_wrapper.verbs.docs import build_schema
 
     files = target.files.migrations

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from migrate_wrapper import plan
+from migrate_wrapper.model import plan
 from migrate_wrapper.events import Listener
-from migrate_wrapper.execute import Change
-from migrate_wrapper.migrations import parse_id
-from migrate_wrapper.settings import Settings
-from migrate_wrapper.target import Target
-from migrate_wrapper.verbs import common
-from migrate_wrapper.verbs.change import Options, run_change
+from migrate_wrapper.runtime.execute import Change
+from migrate_wrapper.model.migrations import parse_id
+from migrate_wrapper.config.settings import Settings
+from migrate_wrapper.config.target import Target
+from migrate_wrapper.runtime import session
+from migrate_wrapper.runtime.pipeline import Options, run_change
 
 
 def rollback(settings: Settings, target: Target, version_id: str, *, listener: Listener, options: Options) -> str:
     parse_id(version_id)  # reject typos and shell metacharacters before touching anything
-    binary = common.binary(settings)
-    run = common.new_run("rollback", target, settings, "down", options.dry_run)
+    binary = session.binary(settings)
+    run = session.new_run("rollback", target, settings, "down", options.dry_run)
     result: dict[str, str] = {}
-    with common.tracked(run, listener, result):
-        conn, reachable = common.connect(target, settings)
+    with session.tracked(run, listener, result):
+        conn, reachable = session.connect(target, settings)
         try:
-            st, opened = common.open_change(conn, target, reachable, options.dry_run)
+            st, opened = session.open_change(conn, target, reachable, options.dry_run)
             run.from_version = st.current.id if st.current else None
             rb = plan.rollback(st, version_id)
             end = target.files.by_version(rb.end_version) if rb.end_version is not None else None

@@ -13,16 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from migrate_wrapper import db, ledger, schema_docs
+from migrate_wrapper.postgres import db, ledger
+from migrate_wrapper.schema import docs as schema_docs
 from migrate_wrapper.errors import PreCheckFailed, UsageError, WrapperError
 from migrate_wrapper.events import CheckResult, Listener
-from migrate_wrapper.migrations import Migration, MigrationSet
-from migrate_wrapper.plan import Status
-from migrate_wrapper.runner import Binary
-from migrate_wrapper.scratch import ScratchServer
-from migrate_wrapper.settings import Settings
-from migrate_wrapper.target import Target
-from migrate_wrapper.verbs import common
+from migrate_wrapper.model.migrations import Migration, MigrationSet
+from migrate_wrapper.model.plan import Status
+from migrate_wrapper.golang_migrate.runner import Binary
+from migrate_wrapper.postgres.scratch import ScratchServer
+from migrate_wrapper.config.settings import Settings
+from migrate_wrapper.config.target import Target
+from migrate_wrapper.runtime import session
 
 if TYPE_CHECKING:
     import psycopg
@@ -48,7 +49,7 @@ def smoke(settings: Settings, target: Target, *, binary: Binary, server: Scratch
     """All checks, in order; raises SmokeFailed naming every failed one."""
     queries_file = settings.project_root() / target.component.smoke_file
     queries = parse_queries(queries_file, target.files) if queries_file.exists() else None
-    run = common.new_run("smoke-test", target, settings, "up", False)
+    run = session.new_run("smoke-test", target, settings, "up", False)
     checks: list[CheckResult] = []
     diff = ""
 
@@ -57,7 +58,7 @@ def smoke(settings: Settings, target: Target, *, binary: Binary, server: Scratch
         checks.append(check)
         listener.check(run, check)
 
-    with common.tracked(run, listener, {}):
+    with session.tracked(run, listener, {}):
         listener.checks_started(run, "smoke")
         try:
             conn = db.connect(target.url, timeout=settings.migration_connect_timeout_seconds)
@@ -67,7 +68,7 @@ def smoke(settings: Settings, target: Target, *, binary: Binary, server: Scratch
         if conn is not None:
             try:
                 record("connectivity", "ok", f"connected to {target.url.masked()}")
-                st = common.read_status(conn, target)
+                st = session.read_status(conn, target)
                 run.from_version = run.target = st.current.id if st.current else None
                 record("dirty", "fail" if st.state.dirty else "ok",
                        f"version {st.version_label}" + (": a migration failed half-way" if st.state.dirty else ""))

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from migrate_wrapper.events import Listener
-from migrate_wrapper.plan import Status
-from migrate_wrapper.settings import Settings
-from migrate_wrapper.target import Target
-from migrate_wrapper.verbs import common
+from migrate_wrapper.model.plan import Status
+from migrate_wrapper.config.settings import Settings
+from migrate_wrapper.config.target import Target
+from migrate_wrapper.runtime import session
 
 
 def status(settings: Settings, target: Target, *, listener: Listener) -> Status:
-    run = common.new_run("status", target, settings, "up", False)
-    with common.tracked(run, listener, {}):
-        st = common.status_once(target, settings, look_for_runs=True)
+    run = session.new_run("status", target, settings, "up", False)
+    with session.tracked(run, listener, {}):
+        st = session.status_once(target, settings, look_for_runs=True)
         run.from_version = run.target = st.current.id if st.current else None
         listener.run_started(run, [m.id for m in st.pending])
         listener.note(

@@ -54,7 +54,7 @@ def hold(dbs):
 def test_advisory_lock_held_elsewhere_fails_fast_naming_the_holder(migrate_bin, dbs, project, hold):
     root = project({"operational": files(*BASE)})
     from migrate_wrapper.checks.pre import advisory_lock_key
-    from migrate_wrapper.dburl import DatabaseUrl
+    from migrate_wrapper.config.dburl import DatabaseUrl
 
     key = advisory_lock_key(DatabaseUrl.parse(dbs.url("operational"), setting="DB_URL"), "public", "schema_migrations")
     holder = hold()

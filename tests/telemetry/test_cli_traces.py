@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from migrate_wrapper import __version__, ledger
+from migrate_wrapper import __version__
+from migrate_wrapper.postgres import ledger
 from tests.conftest import migration_files, run_cli
 from tests.telemetry.conftest import OTLP_SECRET, assert_no_secrets, json_records, otel_env
 

@@ -19,8 +19,9 @@ SCRIPT = textwrap.dedent(
     import json
     from urllib.parse import quote
 
-    from migrate_wrapper import logs, telemetry
-    from migrate_wrapper.dburl import DatabaseUrl
+    from migrate_wrapper.output import logs
+    from migrate_wrapper import telemetry
+    from migrate_wrapper.config.dburl import DatabaseUrl
     from migrate_wrapper.errors import ApprovalMissing, MigrationFailed, WindowExceeded
     from migrate_wrapper.events import CheckResult, Listeners, RunInfo, StepInfo
 

@@ -14,7 +14,7 @@ SCRIPT = textwrap.dedent(
     """
     import json, sys
     sys.argv = ["migrate-wrapper", *{args!r}]
-    from migrate_wrapper.cli import main
+    from migrate_wrapper.cli.main import main
     code = None
     try:
         main()

@@ -6,9 +6,9 @@ import hashlib
 
 import pytest
 
-from migrate_wrapper import lint
-from migrate_wrapper.lint import ERROR, WARNING, Base, Finding, Report, SqlFile
-from migrate_wrapper.sqlinfo import TypeSpec
+from migrate_wrapper.lint import rules as lint
+from migrate_wrapper.lint.rules import ERROR, WARNING, Base, Finding, Report, SqlFile
+from migrate_wrapper.sql.sqlinfo import TypeSpec
 
 FOLDER = "db/migrations/operational"
 ACCOUNTS = "CREATE TABLE accounts (id bigint PRIMARY KEY, email text NOT NULL);\n"
@@ -414,6 +414,6 @@ def test_warnings_alone_are_ok():
 ])
 def test_a_file_is_atomic_only_if_every_statement_can_run_in_one_transaction(sql, atomic):
     """Lock-timeout retries mark the previous version clean and run the file again: only safe for atomic files."""
-    from migrate_wrapper import sqlinfo
+    from migrate_wrapper.sql import sqlinfo
 
     assert sqlinfo.analyse(sql).atomic is atomic

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from migrate_wrapper import lint
+from migrate_wrapper.lint import rules as lint
 from migrate_wrapper.errors import UsageError
 from migrate_wrapper.verbs import lint as lint_verb
 

@@ -3,9 +3,10 @@ can be partly applied, and what a verdict rests on when golang-migrate's output 
 
 import pytest
 
-from migrate_wrapper import proof, sqlinfo
-from migrate_wrapper.dburl import DatabaseUrl
-from migrate_wrapper.runner import MigrateFailure
+from migrate_wrapper.runtime import proof
+from migrate_wrapper.sql import sqlinfo
+from migrate_wrapper.config.dburl import DatabaseUrl
+from migrate_wrapper.golang_migrate.runner import MigrateFailure
 
 
 @pytest.mark.parametrize(("xid32", "xmax", "full"), [

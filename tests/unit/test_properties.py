@@ -4,9 +4,9 @@ UsageError line, and they give back exactly what was written."""
 
 from hypothesis import example, given, settings as hsettings, strategies as st
 
-from migrate_wrapper import settings
+from migrate_wrapper.config import settings
 from migrate_wrapper.errors import UsageError
-from migrate_wrapper.migrations import MAX_VERSION, OPERATOR_ID, parse_id
+from migrate_wrapper.model.migrations import MAX_VERSION, OPERATOR_ID, parse_id
 
 KEYS = st.from_regex(r"[A-Z][A-Z0-9_]{0,20}", fullmatch=True)
 VALUES = st.text(st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="\"\\'$"), max_size=60)

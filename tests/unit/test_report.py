@@ -2,7 +2,7 @@ import io
 import time
 
 from migrate_wrapper.events import RunInfo, StepInfo
-from migrate_wrapper.report import ConsoleListener
+from migrate_wrapper.output.report import ConsoleListener
 
 
 class Terminal(io.StringIO):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from migrate_wrapper.runner import (
+from migrate_wrapper.golang_migrate.runner import (
     ErrorLine,
     NoChange,
     StepFinished,

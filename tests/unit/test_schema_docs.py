@@ -5,11 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from migrate_wrapper import components, migrations, schema_docs, scratch
-from migrate_wrapper.classification import ColumnClass
-from migrate_wrapper.dburl import DatabaseUrl
+from migrate_wrapper.config import components
+from migrate_wrapper.model import migrations
+from migrate_wrapper.schema import docs as schema_docs
+from migrate_wrapper.postgres import scratch
+from migrate_wrapper.schema.classification import ColumnClass
+from migrate_wrapper.config.dburl import DatabaseUrl
 from migrate_wrapper.errors import UsageError
-from migrate_wrapper.schema_docs import Column, Schema, Table
+from migrate_wrapper.schema.docs import Column, Schema, Table
 from migrate_wrapper.verbs import docs, smoke
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,7 +132,7 @@ def test_explicit_url_wins_then_the_setting_and_without_either_or_the_embedded_s
 
 
 def test_the_setting_is_read_from_the_environment_before_the_env_file(tmp_path, monkeypatch):
-    from migrate_wrapper import settings
+    from migrate_wrapper.config import settings
 
     env_file = tmp_path / "migrate.env"
     env_file.write_text("MIGRATION_SCRATCH_URL=postgres://file@h/db\n")

@@ -4,7 +4,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-from migrate_wrapper import components, settings
+from migrate_wrapper.config import components, settings
 from migrate_wrapper.errors import UsageError
 
 

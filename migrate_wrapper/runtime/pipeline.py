@@ -8,17 +8,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from migrate_wrapper import approval, execute, ledger
+from migrate_wrapper.checks import approval
+from migrate_wrapper.runtime import execute
+from migrate_wrapper.postgres import ledger
 from migrate_wrapper.checks import pre, report
 from migrate_wrapper.errors import MigrationFailed, UsageError, WrapperError
 from migrate_wrapper.events import CheckResult, Listener, RunInfo
-from migrate_wrapper.execute import Change
-from migrate_wrapper.plan import Status
-from migrate_wrapper.runner import Binary
-from migrate_wrapper.scratch import ScratchServer
-from migrate_wrapper.settings import Settings
-from migrate_wrapper.target import Target
-from migrate_wrapper.verbs import common
+from migrate_wrapper.runtime.execute import Change
+from migrate_wrapper.model.plan import Status
+from migrate_wrapper.golang_migrate.runner import Binary
+from migrate_wrapper.postgres.scratch import ScratchServer
+from migrate_wrapper.config.settings import Settings
+from migrate_wrapper.config.target import Target
+from migrate_wrapper.runtime import session
 
 if TYPE_CHECKING:
     import psycopg
@@ -91,7 +93,7 @@ def run_change(
             if failure is not None:
                 raise failure
         if options.evidence is not None:
-            from migrate_wrapper import evidence
+            from migrate_wrapper.output import evidence
 
             evidence.write(options.evidence, run, change, checks)
         result["outcome"] = "dry_run"
@@ -106,9 +108,9 @@ def run_change(
 
     exclude = {f"{st.state.schema}.{st.state.table}"}
     before = post.snapshot(conn, exact_threshold_rows=settings.migration_exact_count_threshold, exclude=exclude,
-                           connect_more=common.connector(target, settings))
+                           connect_more=session.connector(target, settings))
     ledger.begin(conn, run, author=author, approver=approver, migrate_version=binary.version)
-    reader = common.StateReader(target, settings, conn, run_lock_key=common.lock_key(target, st))
+    reader = session.StateReader(target, settings, conn, run_lock_key=session.lock_key(target, st))
     error: BaseException | None = None
     try:
         execute.carry_out(settings, binary, target, run, listener, reader, change)
@@ -118,7 +120,7 @@ def run_change(
         raise
     finally:
         try:
-            common.finish_audit(reader.conn, run, listener, error)
+            session.finish_audit(reader.conn, run, listener, error)
         finally:
             reader.close()  # the connection it reconnected to, if the server went away (the caller closes `conn`)
 
@@ -127,7 +129,7 @@ SHOWN_LINES, SHOWN_BYTES = 200, 64 * 1024  # of a file too large to analyse, a d
 
 
 def _shown_body(path: Path | None) -> str:
-    from migrate_wrapper.migrations import too_big
+    from migrate_wrapper.model.migrations import too_big
 
     if path is None:
         return ""
@@ -155,7 +157,7 @@ def _post_checks(settings, target, run, listener, reader, change, before, exclud
 
     after_state = reader()
     after = post.snapshot(reader.conn, exact_threshold_rows=settings.migration_exact_count_threshold, exclude=exclude,
-                          connect_more=common.connector(target, settings))
+                          connect_more=session.connector(target, settings))
     reached = after_state.state.version == change.end_version and not after_state.state.dirty
     results = [
         CheckResult("post", "version", "ok" if reached else "fail",

@@ -1,7 +1,7 @@
 """The operator tools on the Typer app: docs, validate-schema, smoke-test, measure-window.
 
-They follow cli.py's pattern (parse, build settings, call one verb, one error line and its exit code) and are
-registered by importing this module at the end of cli.py.
+They follow the pattern of cli/app.py (parse, build settings, call one verb, one error line and its exit code);
+cli/main.py registers them by importing this module.
 """
 
 from __future__ import annotations
@@ -12,18 +12,18 @@ from typing import Annotated, Optional
 
 import typer
 
-from migrate_wrapper.cli import (
+from migrate_wrapper.cli.app import (
     AllComponentsOpt,
     ComponentOpt,
     EnvOpt,
     LogFileOpt,
     LogFormatOpt,
     ScratchUrlOpt,
-    _components,
-    _listeners,
-    _scratch,
-    _settings,
-    _targets,
+    components_for,
+    listeners,
+    scratch_server,
+    load_settings,
+    load_targets,
     app,
     edge,
 )
@@ -37,19 +37,19 @@ ReportOpt = Annotated[
 
 def _schema_build(component, env, scratch_url, log_format, log_file):
     """What docs and validate-schema both need: the project root, the components, golang-migrate, a scratch server."""
-    from migrate_wrapper.verbs import common
+    from migrate_wrapper.runtime import session
 
-    from migrate_wrapper import components
+    from migrate_wrapper.config import components
 
-    settings = _settings(env)
+    settings = load_settings(env)
     root = settings.project_root()  # MIGRATE_WRAPPER_ROOT may come from the env file too
     chosen = components.resolve(component or components.ALL, root)
-    _listeners(log_format, log_file, settings)
-    return root, chosen, common.binary(settings), _scratch(settings, scratch_url)
+    listeners(log_format, log_file, settings)
+    return root, chosen, session.binary(settings), scratch_server(settings, scratch_url)
 
 
 @app.command("docs")
-@edge
+@edge(traced=True)
 def docs(
     component: AllComponentsOpt = None,
     env: EnvOpt = None,
@@ -67,7 +67,7 @@ def docs(
 
 
 @app.command("validate-schema")
-@edge
+@edge(traced=True)
 def validate_schema(
     component: AllComponentsOpt = None,
     env: EnvOpt = None,
@@ -91,7 +91,7 @@ def validate_schema(
 
 
 @app.command("smoke-test")
-@edge
+@edge(traced=True)
 def smoke_test(
     component: ComponentOpt = None,
     env: EnvOpt = None,
@@ -101,13 +101,13 @@ def smoke_test(
 ) -> None:
     """Confirm recoverability after an apply or a rollback (read-only): connectivity, not dirty, the version the
     audit ledger expects, the live schema equal to the migrations', and db/smoke/<component>.sql in READ ONLY."""
-    from migrate_wrapper.verbs import common
+    from migrate_wrapper.runtime import session
     from migrate_wrapper.verbs.smoke import smoke
 
-    settings, targets = _targets(env, component)
-    fmt, listener = _listeners(log_format, log_file, settings)
-    binary = common.binary(settings)
-    server = _scratch(settings, scratch_url, targets)
+    settings, targets = load_targets(env, component)
+    fmt, listener = listeners(log_format, log_file, settings)
+    binary = session.binary(settings)
+    server = scratch_server(settings, scratch_url, targets)
     for t in targets:
         checks = smoke(settings, t, binary=binary, server=server, listener=listener)
         if fmt != "text" and not sys.stdout.isatty():  # else the console listener has shown every check
@@ -116,7 +116,7 @@ def smoke_test(
 
 
 @app.command("measure-window")
-@edge
+@edge(traced=True)
 def measure_window(
     component: ComponentOpt = None,
     env: EnvOpt = None,
@@ -127,13 +127,13 @@ def measure_window(
 ) -> None:
     """Rehearse the pending migrations on a scratch clone of the target (apply, roll back, apply again), time every
     step, write a JSON report and a summary; exit 5 when a direction exceeds MIGRATION_WINDOW_SECONDS."""
-    from migrate_wrapper.verbs import common
+    from migrate_wrapper.runtime import session
     from migrate_wrapper.verbs import measure
 
-    settings, targets = _targets(env, component, single="measure-window")
-    _, listener = _listeners(log_format, log_file, settings)
-    binary = common.binary(settings)
-    server = _scratch(settings, scratch_url, targets)
+    settings, targets = load_targets(env, component, single="measure-window")
+    _, listener = listeners(log_format, log_file, settings)
+    binary = session.binary(settings)
+    server = scratch_server(settings, scratch_url, targets)
     path = report or measure.default_report(settings, targets[0])
 
     def show(rehearsal, written: Path) -> None:

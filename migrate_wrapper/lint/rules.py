@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from migrate_wrapper import sqlinfo
+from migrate_wrapper.sql import sqlinfo
 from migrate_wrapper.errors import WrapperError
-from migrate_wrapper.migrations import GOLANG_MIGRATE_NAME, HOUSE_ID
+from migrate_wrapper.model.migrations import GOLANG_MIGRATE_NAME, HOUSE_ID
 
 ERROR = "error"
 WARNING = "warning"

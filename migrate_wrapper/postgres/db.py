@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from migrate_wrapper.components import Component
-from migrate_wrapper.dburl import DatabaseUrl
+from migrate_wrapper.config.components import Component
+from migrate_wrapper.config.dburl import DatabaseUrl
 from migrate_wrapper.errors import PreCheckFailed, UsageError, printable
 
 if TYPE_CHECKING:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from migrate_wrapper import components, migrations
-from migrate_wrapper.components import Component
-from migrate_wrapper.dburl import DatabaseUrl
-from migrate_wrapper.migrations import MigrationSet
-from migrate_wrapper.settings import Settings
+from migrate_wrapper.config import components
+from migrate_wrapper.model import migrations
+from migrate_wrapper.config.components import Component
+from migrate_wrapper.config.dburl import DatabaseUrl
+from migrate_wrapper.model.migrations import MigrationSet
+from migrate_wrapper.config.settings import Settings
 
 
 @dataclass(frozen=True)

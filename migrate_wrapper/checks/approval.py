@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from migrate_wrapper.errors import ApprovalMissing, UsageError
-from migrate_wrapper.settings import Settings
+from migrate_wrapper.config.settings import Settings
 
 APPROVERS_FILE = Path("configs") / "approvers.yml"
 

@@ -13,9 +13,9 @@ from typing import Literal
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from migrate_wrapper import components
-from migrate_wrapper.components import Component
-from migrate_wrapper.dburl import PG_MAX_MS, DatabaseUrl
+from migrate_wrapper.config import components
+from migrate_wrapper.config.components import Component
+from migrate_wrapper.config.dburl import PG_MAX_MS, DatabaseUrl
 from migrate_wrapper.errors import UsageError, printable
 
 ENV_FILE_ENCODING = "utf-8-sig"  # tolerate a BOM written by Windows editors

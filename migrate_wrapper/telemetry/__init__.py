@@ -150,7 +150,7 @@ _URL_USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]*@")
 
 def clean(text: object, limit: int = _MAX_TEXT) -> str:
     """Free text made safe for telemetry: no known DB secret, no URL userinfo, no OTLP header value."""
-    from migrate_wrapper.dburl import mask_text
+    from migrate_wrapper.config.dburl import mask_text
 
     out = _URL_USERINFO.sub(r"\1", mask_text(str(text), _header_values()))  # telemetry gets no user names either
     return out if len(out) <= limit else out[: limit - 1] + "…"
@@ -293,7 +293,7 @@ def _fork_exporter() -> _Exporter | None:
     if pid == 0:  # the exporter process: never returns into the wrapper's code
         try:
             _become_exporter(parent, keep=(ops_read, result_write))
-            from migrate_wrapper import telemetry_exporter
+            from migrate_wrapper.telemetry import exporter as telemetry_exporter
 
             telemetry_exporter.serve(ops_read, result_write)
         finally:
@@ -785,7 +785,7 @@ def shutdown() -> None:
 
 def _warn(message: str, *, reason: str, run: RunInfo | None = None, endpoint: str | None = None) -> None:
     """The one warning record about telemetry, with the fields every record carries."""
-    from migrate_wrapper import logs
+    from migrate_wrapper.output import logs
 
     trace_id, span_id = current_ids(run) if run is not None else (None, None)
     logs.log.warning(clean(message), extra={
@@ -820,6 +820,6 @@ def check() -> str:
             hint="set OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) in the --env file or the "
             "environment",
         )
-    from migrate_wrapper.telemetry_exporter import send_test_span
+    from migrate_wrapper.telemetry.exporter import send_test_span
 
     return send_test_span(signal)

@@ -20,20 +20,22 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from migrate_wrapper import db, ledger, proof, runner
+from migrate_wrapper.postgres import db, ledger
+from migrate_wrapper.runtime import proof
+from migrate_wrapper.golang_migrate import runner
 from migrate_wrapper.errors import Interrupted, MigrationFailed, PreCheckFailed, WindowExceeded, WrapperError
 from migrate_wrapper.events import Listener, RunInfo, StepInfo
-from migrate_wrapper.migrations import Migration
-from migrate_wrapper.proof import StepEvidence, Verdict
-from migrate_wrapper.runner import Binary, Event, StepFinished, StepStarted
-from migrate_wrapper.settings import Settings
-from migrate_wrapper.target import Target
-from migrate_wrapper.window import Stopper
+from migrate_wrapper.model.migrations import Migration
+from migrate_wrapper.runtime.proof import StepEvidence, Verdict
+from migrate_wrapper.golang_migrate.runner import Binary, Event, StepFinished, StepStarted
+from migrate_wrapper.config.settings import Settings
+from migrate_wrapper.config.target import Target
+from migrate_wrapper.runtime.window import Stopper
 
 if TYPE_CHECKING:
     import psycopg
 
-    from migrate_wrapper.verbs.common import StateReader
+    from migrate_wrapper.runtime.session import StateReader
 
 FORCE_LOCK_TIMEOUT_MS = 5000  # marking a version clean never waits longer than this behind a reader of the table
 

@@ -1,4 +1,4 @@
-"""`migrate-wrapper lint` on the Typer app (registered by importing this module at the end of cli.py).
+"""`migrate-wrapper lint` on the Typer app (cli/main.py registers it by importing this module).
 
 Reads the repository only: no database, no golang-migrate. The report goes to stdout (readable, grouped by file, or
 one JSON document); when it holds errors, one `error:` line follows on stderr and the exit code is 1.
@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from migrate_wrapper.cli import AllComponentsOpt, OutputFormat, _components, _project_root, app, edge
+from migrate_wrapper.cli.app import AllComponentsOpt, OutputFormat, components_for, project_root, app, edge
 
 BaseOpt = Annotated[
     Optional[str],
@@ -38,7 +38,7 @@ def lint(component: AllComponentsOpt = None, base: BaseOpt = None, fmt: LintForm
     from migrate_wrapper.verbs.lint import lint as lint_verb
 
     # Lint reads files only: no settings (pydantic, and a DB setting's error would have nothing to do with lint).
-    report = lint_verb(_project_root(), _components(component), base=base, judge_all=judge_all)
+    report = lint_verb(project_root(), components_for(component), base=base, judge_all=judge_all)
     if fmt == OutputFormat.json:
         typer.echo(json.dumps(report.document(), indent=2))
     else:

@@ -8,8 +8,8 @@ import sys
 from typing import IO
 
 from migrate_wrapper.events import CheckResult, Listener, RunInfo, StepInfo
-from migrate_wrapper.plan import Status
-from migrate_wrapper.ticker import StepWatch
+from migrate_wrapper.model.plan import Status
+from migrate_wrapper.output.ticker import StepWatch
 
 
 def status_text(st: Status) -> str:

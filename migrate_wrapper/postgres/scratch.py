@@ -23,10 +23,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from migrate_wrapper import db, runner
-from migrate_wrapper.dburl import DatabaseUrl
+from migrate_wrapper.postgres import db
+from migrate_wrapper.golang_migrate import runner
+from migrate_wrapper.config.dburl import DatabaseUrl
 from migrate_wrapper.errors import MigrationFailed, PreCheckFailed, UsageError
-from migrate_wrapper.migrations import MigrationSet
+from migrate_wrapper.model.migrations import MigrationSet
 
 SETTING = "MIGRATION_SCRATCH_URL"
 NAME_PREFIX = "mw_scratch_"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from migrate_wrapper.db import VersionState
+from migrate_wrapper.postgres.db import VersionState
 from migrate_wrapper.errors import UsageError
-from migrate_wrapper.ledger import History
-from migrate_wrapper.migrations import Migration, MigrationSet, parse_id
+from migrate_wrapper.postgres.ledger import History
+from migrate_wrapper.model.migrations import Migration, MigrationSet, parse_id
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import IO
 
 from migrate_wrapper.events import CheckResult, Listener, RunInfo, StepInfo
-from migrate_wrapper.ticker import StepWatch
+from migrate_wrapper.output.ticker import StepWatch
 
 LOGGER_NAME = "migrate_wrapper"
 

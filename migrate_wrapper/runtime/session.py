@@ -8,7 +8,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from migrate_wrapper import db, plan, runner
+from migrate_wrapper.postgres import db
+from migrate_wrapper.model import plan
+from migrate_wrapper.golang_migrate import runner
 from migrate_wrapper.checks import pre
 from migrate_wrapper.errors import (
     ApprovalMissing,
@@ -20,8 +22,8 @@ from migrate_wrapper.errors import (
     WrapperError,
 )
 from migrate_wrapper.events import CheckResult, Listener, RunInfo
-from migrate_wrapper.settings import Settings
-from migrate_wrapper.target import Target
+from migrate_wrapper.config.settings import Settings
+from migrate_wrapper.config.target import Target
 
 if TYPE_CHECKING:
     import psycopg
@@ -66,7 +68,7 @@ def lock_key(target: Target, st: plan.Status) -> int:
 def run_lock(conn: psycopg.Connection, target: Target, st: plan.Status) -> CheckResult:
     """Take the wrapper's run lock for the whole run (runlock), as the first pre-check: a run already in progress
     fails it at once. The caller reads the plan again once it holds the lock."""
-    from migrate_wrapper import runlock
+    from migrate_wrapper.postgres import runlock
 
     try:
         runlock.acquire(conn, lock_key(target, st), running=st.unfinished_runs[-1] if st.unfinished_runs else None)
@@ -102,7 +104,7 @@ def status_once(target: Target, settings: Settings, *, look_for_runs: bool = Fal
 
 
 def run_in_progress(conn: psycopg.Connection, target: Target, st: plan.Status) -> str | None:
-    from migrate_wrapper import runlock
+    from migrate_wrapper.postgres import runlock
 
     holder = runlock.holder(conn, lock_key(target, st))
     if holder is not None:
@@ -110,7 +112,8 @@ def run_in_progress(conn: psycopg.Connection, target: Target, st: plan.Status) -
         return f"a migrate-wrapper run is in progress ({holder}){run}"
     other = pre.migration_lock(conn, target.url, st)
     if other.status == "fail":
-        from migrate_wrapper import ledger, proof
+        from migrate_wrapper.postgres import ledger
+        from migrate_wrapper.runtime import proof
 
         found = ledger.last_evidence(conn, target.component.name)
         step = proof.StepEvidence.from_json(found[1]) if found and found[1] else None
@@ -122,7 +125,7 @@ def run_in_progress(conn: psycopg.Connection, target: Target, st: plan.Status) -
 
 
 def read_status(conn: psycopg.Connection, target: Target) -> plan.Status:
-    from migrate_wrapper import ledger
+    from migrate_wrapper.postgres import ledger
 
     state = db.read_version(conn, target.url, target.component)
     history = ledger.history(conn, target.component.name)
@@ -166,7 +169,7 @@ class StateReader:
                 time.sleep(0.5)
 
     def _take_run_lock_again(self) -> None:
-        from migrate_wrapper import runlock
+        from migrate_wrapper.postgres import runlock
 
         if self.run_lock_key is None:
             return
@@ -194,7 +197,7 @@ class StateReader:
 
 def finish_audit(conn: psycopg.Connection, run: RunInfo, listener: Listener, error: BaseException | None) -> None:
     """Complete the run's audit row; failing to write it is noted, and never hides the run's own outcome."""
-    from migrate_wrapper import ledger
+    from migrate_wrapper.postgres import ledger
 
     message = str(error) if isinstance(error, WrapperError) else (type(error).__name__ if error else None)
     try:

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from migrate_wrapper import ledger
-from migrate_wrapper.classification import ColumnClass
-from migrate_wrapper.migrations import MigrationSet
+from migrate_wrapper.postgres import ledger
+from migrate_wrapper.schema.classification import ColumnClass
+from migrate_wrapper.model.migrations import MigrationSet
 
 if TYPE_CHECKING:
     import psycopg

@@ -24,13 +24,13 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from migrate_wrapper import db
-from migrate_wrapper.runner import MigrateFailure
+from migrate_wrapper.postgres import db
+from migrate_wrapper.golang_migrate.runner import MigrateFailure
 
 if TYPE_CHECKING:
     import psycopg
 
-    from migrate_wrapper.dburl import DatabaseUrl
+    from migrate_wrapper.config.dburl import DatabaseUrl
 
 COMMITTED = "committed"
 ROLLED_BACK = "rolled_back"
@@ -83,9 +83,9 @@ class Verdict:
 
 def not_atomic(url: DatabaseUrl, path: Path | None) -> str | None:
     """Why a failed or interrupted run of this file may have left part of it; None when it is all or nothing."""
-    from migrate_wrapper import sqlinfo
+    from migrate_wrapper.sql import sqlinfo
 
-    from migrate_wrapper.migrations import too_big
+    from migrate_wrapper.model.migrations import too_big
 
     if path is None:
         return "its file is not in this checkout, so what it does cannot be judged"
