@@ -97,3 +97,8 @@ class Interrupted(WrapperError):
     """The operator stopped the run (Ctrl-C or SIGTERM); carries the state reached."""
 
     exit_code = ExitCode.INTERRUPTED
+
+
+def plural(n: int, word: str, plural_form: str | None = None) -> str:
+    """`1 table`, `3 tables`: in the reasons checks give and the lines listeners write."""
+    return f"{n} {word if n == 1 else plural_form or word + 's'}"

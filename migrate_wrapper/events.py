@@ -9,6 +9,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+LOGGER_NAME = "migrate_wrapper"  # the stdlib logger every record of a run goes to (output.logs configures it)
+
 
 @dataclass(frozen=True)
 class StepInfo:

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from migrate_wrapper.postgres import ledger
+from migrate_wrapper.errors import plural
 from migrate_wrapper.events import CheckResult
 
 if TYPE_CHECKING:
@@ -343,10 +344,6 @@ def _result(name: str, status: str, reason: str, **data: object) -> CheckResult:
     return CheckResult(phase="post", name=name, status=status, reason=reason, data=data)
 
 
-def _plural(n: int, word: str, plural: str | None = None) -> str:
-    return f"{n} {word if n == 1 else plural or word + 's'}"
-
-
 _TIE_ORDER = {"dropped": 0, "lost_rows": 1, "new": 2, "changed": 3}
 
 
@@ -392,7 +389,7 @@ def row_counts(
     status = ("fail" if fail_on_row_loss else "warn") if flagged else "ok"
     compared = len(before.counts.keys() | after.counts.keys())
     if not deltas:
-        reason = f"no row count changes in {_plural(compared, 'table')}"
+        reason = f"no row count changes in {plural(compared, 'table')}"
     else:
         kinds = {s: sum(1 for d in deltas if d["status"] == s) for s in _TIE_ORDER}
         parts = [f"{kinds['dropped']} dropped"] if kinds["dropped"] else []
@@ -401,7 +398,7 @@ def row_counts(
             parts.append(f"{lost} lost rows")
         if kinds["new"]:
             parts.append(f"{kinds['new']} new")
-        reason = f"{_plural(len(deltas), 'table')} changed" + (f" ({', '.join(parts)})" if parts else "")
+        reason = f"{plural(len(deltas), 'table')} changed" + (f" ({', '.join(parts)})" if parts else "")
         reason += f", net {total:+,} rows"
         if any(not d["exact"] for d in deltas):
             reason += " (some estimated)"
@@ -449,7 +446,7 @@ def schema_summary(before: Snapshot, after: Snapshot) -> CheckResult:
     tables_added, tables_removed = sorted(a_tables - b_tables), sorted(b_tables - a_tables)
 
     parts = []
-    for n, sign, word, plural in (
+    for n, sign, word, many in (
         (len(tables_added), "+", "table", None),
         (len(tables_removed), "-", "table", None),
         (len(columns_added), "+", "column", None),
@@ -459,7 +456,7 @@ def schema_summary(before: Snapshot, after: Snapshot) -> CheckResult:
         (len(indexes_removed), "-", "index", "indexes"),
     ):
         if n:
-            parts.append(sign + _plural(n, word, plural))
+            parts.append(sign + plural(n, word, many))
     return _result(
         "schema",
         "ok",
@@ -475,24 +472,3 @@ def schema_summary(before: Snapshot, after: Snapshot) -> CheckResult:
 
 
 # --- console ----------------------------------------------------------------------------------
-
-_LABELS = {"dropped": "DROPPED", "lost_rows": "LOST ROWS", "new": "new table", "changed": ""}
-
-
-def render_deltas(result: CheckResult, limit: int = 20) -> list[str]:
-    """`  public.orders  10 → 7  (-3)  LOST ROWS` per changed table, biggest change first; "~" marks estimates."""
-    deltas = (result.data or {}).get("deltas") or []
-    shown = deltas[: max(limit, 0)]
-    width = max((len(d["table"]) for d in shown), default=0)
-    lines = []
-    for d in shown:
-        mark = "" if d["exact"] else "~"
-        before = "—" if d["before"] is None else f"{mark}{d['before']:,}"
-        after = "—" if d["after"] is None else f"{mark}{d['after']:,}"
-        label = _LABELS[d["status"]]
-        if d["status"] == "lost_rows" and not d.get("flagged", True):
-            label = "fewer rows (estimate)"
-        lines.append(f"  {d['table']:<{width}}  {before} → {after}  ({mark}{d['delta']:+,})  {label}".rstrip())
-    if len(deltas) > len(shown):
-        lines.append(f"  … and {_plural(len(deltas) - len(shown), 'more table')}")
-    return lines

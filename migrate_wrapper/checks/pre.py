@@ -92,7 +92,7 @@ def _read_check(path: Path) -> tuple[tuple[str, str] | None, bool]:
 def dirty(st: Status, url_setting: str) -> CheckResult:
     if not st.state.dirty:
         return _result("dirty", "ok", "clean")
-    from migrate_wrapper.runtime import proof
+    from migrate_wrapper.model import evidence
 
     version = st.state.version
     why = "a migration did not finish"
@@ -100,11 +100,11 @@ def dirty(st: Status, url_setting: str) -> CheckResult:
         # A wrapper killed mid-run (kill -9, a lost machine) leaves its ledger row at outcome "running".
         why = f"the audit ledger shows {st.unfinished_runs[-1]} never finished (killed?)"
     repair = f"run scripts/db/repair.sh --component {st.component} --env <file>"
-    step = proof.StepEvidence.from_json(st.last_step) if st.last_step else None
-    if step is not None and step.dirty_version == version and step.verdict in (proof.COMMITTED, proof.ROLLED_BACK,
-                                                                               proof.NOT_RUN):
+    step = evidence.StepEvidence.from_json(st.last_step) if st.last_step else None
+    proved = (evidence.COMMITTED, evidence.ROLLED_BACK, evidence.NOT_RUN)
+    if step is not None and step.dirty_version == version and step.verdict in proved:
         # The run that left the mark proved what its step did (and which way it went): say exactly what to mark.
-        clean = step.dirty_version if step.verdict == proof.COMMITTED else step.before_version
+        clean = step.dirty_version if step.verdict == evidence.COMMITTED else step.before_version
         hint = (f"the audit ledger proves {step.id} ({step.direction}) {step.verdict.replace('_', ' ')}: {repair} "
                 f"marks {clean if clean is not None else 'none'} clean (by hand: migrate -path {st.folder} -database "
                 f"\"${url_setting}\" force {clean if clean is not None else -1})")
@@ -165,7 +165,7 @@ def lint(root, component, steps: list[Migration], direction: str) -> CheckResult
     """Dry runs lint the files they would run and what the change adds (migrate-wrapper lint's rules, base rules
     against main when it exists); the rest of the history is not judged again."""
     from migrate_wrapper.errors import UsageError
-    from migrate_wrapper.verbs.lint import lint as run_lint
+    from migrate_wrapper.lint.gather import lint as run_lint
 
     running = {path.name for m in steps if (path := m.path(direction)) is not None}
     try:

@@ -113,7 +113,7 @@ def listeners(log_format: LogFormat | None, log_file: Path | None, settings):
 
     fmt = (log_format or (LogFormat.text if sys.stderr.isatty() else LogFormat.json)).value
     logs.configure(fmt, log_file)
-    chosen = [telemetry.listener(), logs.LogListener(settings.migration_progress_seconds)]
+    chosen = [telemetry.listener(), logs.LogListener(settings.migration_progress_seconds, telemetry.current_ids)]
     if fmt == "text" or sys.stdout.isatty():
         chosen.append(report.ConsoleListener())
     return fmt, Listeners(*chosen)

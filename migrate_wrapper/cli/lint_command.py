@@ -7,8 +7,6 @@ one JSON document); when it holds errors, one `error:` line follows on stderr an
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -35,10 +33,10 @@ def lint(component: AllComponentsOpt = None, base: BaseOpt = None, fmt: LintForm
     lock safety (squawk, .squawk.toml) and the data classification of new columns. Files already on the base are
     history: only a change to one is an error (--all judges them all). A down file may drop what its own up file
     created without an annotation (the normal reverse). Exit 1 on errors; warnings pass."""
-    from migrate_wrapper.verbs.lint import lint as lint_verb
+    from migrate_wrapper.lint.gather import lint as lint_repository
 
     # Lint reads files only: no settings (pydantic, and a DB setting's error would have nothing to do with lint).
-    report = lint_verb(project_root(), components_for(component), base=base, judge_all=judge_all)
+    report = lint_repository(project_root(), components_for(component), base=base, judge_all=judge_all)
     if fmt == OutputFormat.json:
         typer.echo(json.dumps(report.document(), indent=2))
     else:

@@ -19,7 +19,6 @@ from migrate_wrapper.cli.app import (
     LogFileOpt,
     LogFormatOpt,
     ScratchUrlOpt,
-    components_for,
     listeners,
     scratch_server,
     load_settings,

@@ -1,6 +1,6 @@
 """Migration lint: the rules, and the report they add up to.
 
-Pure over names and file contents (no disk, git or subprocess: verbs/lint.py gathers those), so each rule is tested
+Pure over names and file contents (no disk, git or subprocess: gather.py collects those, squawk.py runs squawk), so each rule is tested
 on plain strings. Errors fail `migrate-wrapper lint` (exit 1); warnings are shown and never block anything.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from migrate_wrapper.sql import sqlinfo
@@ -22,16 +22,6 @@ WARNING = "warning"
 ANNOTATION = "migrate:allow-destructive"
 _ANNOTATION = re.compile(r"--[ \t]*migrate:allow-destructive\b[ \t:]*(.*)$", re.MULTILINE)
 ANNOTATION_ADVICE = f"if it is intended, add `-- {ANNOTATION} <reason>` to the file"
-
-# squawk rules that give advice on types and names rather than on locks: shown as warnings, never blocking.
-# Every other squawk finding is an error (its lock or client-compatibility hazard is the point of running it).
-SQUAWK_ADVISORY = frozenset({
-    "prefer-bigint-over-int", "prefer-bigint-over-smallint", "prefer-identity", "prefer-text-field",
-    "prefer-timestamp-tz", "ban-char-field",
-    "ban-drop-function",  # in a down file, the normal reverse of the up file's CREATE FUNCTION
-    "unused-ignore",  # a stale `-- squawk-ignore` comment
-})
-
 
 class LintFailed(WrapperError):
     """lint found errors; the report itself has been printed."""
@@ -434,67 +424,4 @@ def check_classification(component: str, folder: str, pairs: list[Pair], files: 
                 ERROR, "unclassified-column", f"new column {table}.{column} is not classified in {config}",
                 path, line, advice=f"add it under components.{component}.tables.{table}.columns with its "
                 "classification (public, internal, confidential or restricted)", component=component))
-    return findings
-
-
-# --- squawk's findings ---------------------------------------------------------------------------------------------
-
-
-_CONCURRENT_RULES = {"squawk/require-concurrent-index-creation", "squawk/require-concurrent-index-deletion"}
-
-
-def concurrency_advice(findings: list[Finding], files: Mapping[str, SqlFile]) -> list[Finding]:  # files: by path
-    """squawk asks for CONCURRENTLY wherever an index is built or dropped; golang-migrate runs a file as one
-    transaction, where CONCURRENTLY fails, so in a file of several statements that advice contradicts itself. An
-    index on a table the same file creates or drops needs no care at all (the latter known from the CREATE INDEX
-    that made it); elsewhere the advice is the one that holds: a file of its own."""
-    # Which table each index is on, from every CREATE INDEX in the history: a DROP INDEX names only the index.
-    index_on = {index: table for f in files.values() if f.info is not None for _, table, index in f.info.index_tables}
-    out = []
-    for finding in findings:
-        sql_file = files.get(finding.file or "") if finding.rule in _CONCURRENT_RULES else None
-        info = sql_file.info if sql_file is not None else None
-        if info is None or info.statements < 2:
-            out.append(finding)
-            continue
-        created = {c.table for c in info.changes if c.action.startswith("create_table")}
-        dropped = {c.table for c in info.changes if c.action == "drop_table"}
-        if any(line == finding.line and table in created for line, table, _ in info.index_tables):
-            continue  # an index on a table this very file creates
-        dropped_here = [index for line, index in info.dropped_indexes if line == finding.line]
-        if dropped_here and all(index_on.get(index) in dropped for index in dropped_here):
-            continue  # the index of a table this very file drops: nobody waits on it
-        out.append(replace(finding, advice="move this index to a migration of its own and use CONCURRENTLY there (it "
-                           "cannot run inside the file's one transaction)"))
-    return out
-
-
-def squawk_findings(items: object, components: Mapping[str, str]) -> list[Finding]:
-    """squawk's json reporter output → findings. `components`: path as passed to squawk → component.
-
-    squawk numbers lines and columns from 0. It is given only files PostgreSQL's parser (pglast) accepts, so a
-    syntax error from squawk means its own parser gave up: one warning for the file, not an error.
-    """
-    if not isinstance(items, list):
-        raise ValueError("squawk's json report is not a list")
-    findings: list[Finding] = []
-    unreadable: set[str] = set()
-    for item in items:
-        if not isinstance(item, dict):
-            raise ValueError("squawk's json report holds a non-object")
-        path, rule = str(item.get("file", "")), str(item.get("rule_name", ""))
-        line = item["line"] + 1 if isinstance(item.get("line"), int) else None
-        column = item["column"] + 1 if isinstance(item.get("column"), int) else None
-        if rule == "syntax-error":
-            if path not in unreadable:
-                unreadable.add(path)
-                findings.append(Finding(
-                    WARNING, "squawk/syntax-error",
-                    f"squawk cannot parse this file ({item.get('message')}), so its lock-safety rules did not run "
-                    "here (PostgreSQL's own parser accepts it)", path, line, column,
-                    advice="review the file's locks by hand", component=components.get(path)))
-            continue
-        findings.append(Finding(
-            WARNING if rule in SQUAWK_ADVISORY else ERROR, f"squawk/{rule}", str(item.get("message", "")).strip(),
-            path, line, column, advice=(item.get("help") or None), component=components.get(path)))
     return findings

@@ -4,10 +4,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from migrate_wrapper.postgres.db import VersionState
 from migrate_wrapper.errors import UsageError
-from migrate_wrapper.postgres.ledger import History
 from migrate_wrapper.model.migrations import Migration, MigrationSet, parse_id
+
+
+@dataclass(frozen=True)
+class VersionState:
+    version: int | None  # None: no migration applied (or no table yet)
+    dirty: bool
+    table_exists: bool
+    schema: str
+    table: str
+
+
+@dataclass
+class History:
+    """What the ledger says about a component: which versions its runs left applied, and their files' sha256."""
+
+    covered_from: int  # versions above this were only ever applied through the wrapper
+    applied: set[int] = field(default_factory=set)
+    unfinished: list[str] = field(default_factory=list)  # runs that started changing the database and never ended
+    sha256: dict[int, str] = field(default_factory=dict)  # version → sha256 of the up file when it was applied
+    last_step: dict | None = None  # the newest apply's or rollback's evidence of the step it was running
+
+
+@dataclass(frozen=True)
+class Change:
+    """What apply or rollback will do once its plan is known."""
+
+    direction: str  # up | down
+    steps: list[Migration]  # in the order golang-migrate runs them
+    end_version: int | None  # where the database ends when every step succeeded
 
 
 @dataclass

@@ -7,6 +7,7 @@ import re
 import sys
 from typing import IO
 
+from migrate_wrapper.errors import plural
 from migrate_wrapper.events import CheckResult, Listener, RunInfo, StepInfo
 from migrate_wrapper.model.plan import Status
 from migrate_wrapper.output.ticker import StepWatch
@@ -108,8 +109,6 @@ class ConsoleListener(Listener):
     def check(self, run: RunInfo, result: CheckResult) -> None:
         self._print(f"  [{result.status:>4}] {result.phase}-check {result.name}: {result.reason}")
         if result.name == "row_counts" and result.data:
-            from migrate_wrapper.checks.post import render_deltas
-
             for line in render_deltas(result):
                 self._print(f"    {line.strip()}")
 
@@ -151,3 +150,25 @@ def _ms(value: float | None) -> str:
     if value is None:
         return "?"
     return f"{value:.1f}ms" if value < 1000 else f"{value / 1000:.2f}s"
+
+
+_LABELS = {"dropped": "DROPPED", "lost_rows": "LOST ROWS", "new": "new table", "changed": ""}
+
+
+def render_deltas(result: CheckResult, limit: int = 20) -> list[str]:
+    """`  public.orders  10 → 7  (-3)  LOST ROWS` per changed table, biggest change first; "~" marks estimates."""
+    deltas = (result.data or {}).get("deltas") or []
+    shown = deltas[: max(limit, 0)]
+    width = max((len(d["table"]) for d in shown), default=0)
+    lines = []
+    for d in shown:
+        mark = "" if d["exact"] else "~"
+        before = "—" if d["before"] is None else f"{mark}{d['before']:,}"
+        after = "—" if d["after"] is None else f"{mark}{d['after']:,}"
+        label = _LABELS[d["status"]]
+        if d["status"] == "lost_rows" and not d.get("flagged", True):
+            label = "fewer rows (estimate)"
+        lines.append(f"  {d['table']:<{width}}  {before} → {after}  ({mark}{d['delta']:+,})  {label}".rstrip())
+    if len(deltas) > len(shown):
+        lines.append(f"  … and {plural(len(deltas) - len(shown), 'more table')}")
+    return lines

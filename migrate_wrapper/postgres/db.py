@@ -7,11 +7,11 @@ table and takes its advisory lock.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from migrate_wrapper.config.components import Component
 from migrate_wrapper.config.dburl import DatabaseUrl
+from migrate_wrapper.model.plan import VersionState
 from migrate_wrapper.errors import PreCheckFailed, UsageError, printable
 
 if TYPE_CHECKING:
@@ -23,15 +23,6 @@ APPLICATION_NAME = "db-migrate-cli"
 MIGRATE_LOCK_HELD = """l.locktype = 'advisory' and l.classid = 0 and l.objid = %s and l.objsubid = 1 and l.granted
   and l.database = (select oid from pg_database where datname = current_database())"""
 DEFAULT_CONNECT_TIMEOUT = 5.0
-
-
-@dataclass(frozen=True)
-class VersionState:
-    version: int | None  # None: no migration applied (or no table yet)
-    dirty: bool
-    table_exists: bool
-    schema: str
-    table: str
 
 
 def connect(url: DatabaseUrl, *, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> psycopg.Connection:

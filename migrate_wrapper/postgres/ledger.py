@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import socket
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from migrate_wrapper import __version__
 from migrate_wrapper.events import RunInfo
+from migrate_wrapper.model.plan import History
 
 if TYPE_CHECKING:
     import psycopg
@@ -111,17 +111,6 @@ UNKNOWN = 2**63  # covered_from when the history cannot vouch for any version
 
 def _version(migration_id: str | None) -> int:
     return int(migration_id.split("_", 1)[0]) if migration_id else -1
-
-
-@dataclass
-class History:
-    """What the ledger says about a component: which versions its runs left applied, and their files' sha256."""
-
-    covered_from: int  # versions above this were only ever applied through the wrapper
-    applied: set[int] = field(default_factory=set)
-    unfinished: list[str] = field(default_factory=list)  # runs that started changing the database and never ended
-    sha256: dict[int, str] = field(default_factory=dict)  # version → sha256 of the up file when it was applied
-    last_step: dict | None = None  # the newest apply's or rollback's evidence of the step it was running
 
 
 def history(conn: psycopg.Connection, component: str) -> History | None:

@@ -26,6 +26,7 @@ from migrate_wrapper.golang_migrate import runner
 from migrate_wrapper.errors import Interrupted, MigrationFailed, PreCheckFailed, WindowExceeded, WrapperError
 from migrate_wrapper.events import Listener, RunInfo, StepInfo
 from migrate_wrapper.model.migrations import Migration
+from migrate_wrapper.model.plan import Change
 from migrate_wrapper.runtime.proof import StepEvidence, Verdict
 from migrate_wrapper.golang_migrate.runner import Binary, Event, StepFinished, StepStarted
 from migrate_wrapper.config.settings import Settings
@@ -38,13 +39,6 @@ if TYPE_CHECKING:
     from migrate_wrapper.runtime.session import StateReader
 
 FORCE_LOCK_TIMEOUT_MS = 5000  # marking a version clean never waits longer than this behind a reader of the table
-
-
-@dataclass(frozen=True)
-class Change:
-    direction: str  # up | down
-    steps: list[Migration]  # in the order golang-migrate runs them
-    end_version: int | None  # where the database ends when every step succeeded
 
 
 def url_params(settings: Settings, conn: psycopg.Connection | None = None) -> dict[str, str]:

@@ -14,7 +14,7 @@ from migrate_wrapper.postgres import ledger
 from migrate_wrapper.checks import pre, report
 from migrate_wrapper.errors import MigrationFailed, UsageError, WrapperError
 from migrate_wrapper.events import CheckResult, Listener, RunInfo
-from migrate_wrapper.runtime.execute import Change
+from migrate_wrapper.model.plan import Change
 from migrate_wrapper.model.plan import Status
 from migrate_wrapper.golang_migrate.runner import Binary
 from migrate_wrapper.postgres.scratch import ScratchServer
@@ -85,15 +85,15 @@ def run_change(
             listener.note(run, "dry_run_file", f"--- {migration.id} ({change.direction}) ---\n{body.rstrip()}",
                           version=migration.id, sha256=migration.sha256(change.direction))
         if options.scratch is not None:
-            from migrate_wrapper.verbs import measure
+            from migrate_wrapper.runtime.rehearsal import rehearse
 
-            rehearsal = measure.rehearse(settings, binary, target, st, server=options.scratch, listener=listener, run=run)
+            rehearsal = rehearse(settings, binary, target, st, server=options.scratch, listener=listener, run=run)
             listener.note(run, "rehearsal", rehearsal.summary().rstrip(), outcome=rehearsal.outcome)
             failure = rehearsal.error()  # WindowExceeded (5) or MigrationFailed (1); no evidence for a failed rehearsal
             if failure is not None:
                 raise failure
         if options.evidence is not None:
-            from migrate_wrapper.output import evidence
+            from migrate_wrapper.runtime import evidence
 
             evidence.write(options.evidence, run, change, checks)
         result["outcome"] = "dry_run"

@@ -20,65 +20,20 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from migrate_wrapper.postgres import db
 from migrate_wrapper.golang_migrate.runner import MigrateFailure
+from migrate_wrapper.model.evidence import COMMITTED, NOT_RUN, ROLLED_BACK, UNKNOWN, StepEvidence, Verdict  # noqa: F401
 
 if TYPE_CHECKING:
     import psycopg
 
     from migrate_wrapper.config.dburl import DatabaseUrl
 
-COMMITTED = "committed"
-ROLLED_BACK = "rolled_back"
-NOT_RUN = "not_run"
-UNKNOWN = "unknown"
-
 BODY_FAILED = ("migration_failed", "lock_timeout")  # MigrateFailure kinds: the server answered the body with an error
 VERSION_FAILED = ("set_version", "version_commit")  # golang-migrate's own version update failed (after the body)
-
-
-@dataclass
-class StepEvidence:
-    """What is known of one step; kept in the audit ledger while it runs, so repair can read it after a kill."""
-
-    id: str
-    version: int
-    direction: str  # up | down
-    dirty_version: int | None  # golang-migrate's dirty mark while this step runs: what "committed" leaves
-    before_version: int | None  # the version before the step: what "rolled back" leaves
-    path: str | None  # the file golang-migrate sends
-    started: bool = False  # its "Read and execute" line was read
-    pid: int | None = None  # golang-migrate's backend, as seen while the step ran
-    backend_start: str | None = None
-    xid: int | None = None  # the body's transaction (full xid8)
-    body_done: bool = False  # golang-migrate was seen past the body
-    mark_xmin: int | None = None  # the transaction that wrote the dirty mark, when the verdict was reached
-    verdict: str | None = None
-    why: str | None = None
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> StepEvidence | None:
-        try:
-            return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
-        except (KeyError, TypeError):
-            return None
-
-
-@dataclass(frozen=True)
-class Verdict:
-    kind: str  # COMMITTED | ROLLED_BACK | NOT_RUN | UNKNOWN
-    why: str
-
-    @property
-    def proved(self) -> bool:
-        return self.kind != UNKNOWN
 
 
 def not_atomic(url: DatabaseUrl, path: Path | None) -> str | None:

@@ -113,10 +113,10 @@ def run_in_progress(conn: psycopg.Connection, target: Target, st: plan.Status) -
     other = pre.migration_lock(conn, target.url, st)
     if other.status == "fail":
         from migrate_wrapper.postgres import ledger
-        from migrate_wrapper.runtime import proof
+        from migrate_wrapper.model.evidence import StepEvidence
 
         found = ledger.last_evidence(conn, target.component.name)
-        step = proof.StepEvidence.from_json(found[1]) if found and found[1] else None
+        step = StepEvidence.from_json(found[1]) if found and found[1] else None
         holder = ((other.data or {}).get("pid"), (other.data or {}).get("backend_start"))
         if step is not None and (step.pid, step.backend_start) == holder:
             return None  # the backend of a killed run, finishing its step: repair is what settles it

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from migrate_wrapper.postgres import ledger
-from migrate_wrapper.schema.classification import ColumnClass
+from migrate_wrapper.config.classification import ColumnClass
 from migrate_wrapper.model.migrations import MigrationSet
 
 if TYPE_CHECKING:

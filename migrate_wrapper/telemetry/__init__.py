@@ -785,10 +785,12 @@ def shutdown() -> None:
 
 def _warn(message: str, *, reason: str, run: RunInfo | None = None, endpoint: str | None = None) -> None:
     """The one warning record about telemetry, with the fields every record carries."""
-    from migrate_wrapper.output import logs
+    import logging
+
+    from migrate_wrapper.events import LOGGER_NAME
 
     trace_id, span_id = current_ids(run) if run is not None else (None, None)
-    logs.log.warning(clean(message), extra={
+    logging.getLogger(LOGGER_NAME).warning(clean(message), extra={
         "event": EXPORT_FAILED_EVENT,
         "component": run.component if run else None,
         "direction": run.direction if run else None,

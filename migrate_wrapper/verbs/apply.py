@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from migrate_wrapper.events import Listener
-from migrate_wrapper.runtime.execute import Change
+from migrate_wrapper.model.plan import Change
 from migrate_wrapper.config.settings import Settings
 from migrate_wrapper.config.target import Target
 from migrate_wrapper.runtime import session

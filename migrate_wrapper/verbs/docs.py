@@ -13,10 +13,11 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from migrate_wrapper.schema import classification, docs as schema_docs
+from migrate_wrapper.config import classification
+from migrate_wrapper.schema import docs as schema_docs
 from migrate_wrapper.postgres import db, scratch
 from migrate_wrapper.model import migrations
-from migrate_wrapper.schema.classification import ColumnClass
+from migrate_wrapper.config.classification import ColumnClass
 from migrate_wrapper.config import components
 from migrate_wrapper.config.components import Component
 from migrate_wrapper.errors import WrapperError

@@ -2,14 +2,11 @@
 its environment), not another session's SQL literals, not a value expanded from the environment."""
 
 import json
-import os
-import resource
 import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import psycopg
 import pytest

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from migrate_wrapper.checks import post
+from migrate_wrapper.output import report
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +59,7 @@ def test_delete_is_flagged_warn_and_fail_on_row_loss(conn):
     ]
     assert (warned.data["total_delta"], warned.data["rows_changed"]) == (-3, 3)
     assert "1 lost rows" in warned.reason and "-3" in warned.reason
-    assert post.render_deltas(warned) == ["  public.orders  10 → 7  (-3)  LOST ROWS"]
+    assert report.render_deltas(warned) == ["  public.orders  10 → 7  (-3)  LOST ROWS"]
 
     failed = post.row_counts(before, after, fail_on_row_loss=True)
     assert failed.status == "fail" and failed.data == warned.data
@@ -80,7 +81,7 @@ def test_dropped_table_counts_as_lost_rows(conn):
     assert deltas["public.empty_legacy"]["status"] == "dropped" and deltas["public.empty_legacy"]["flagged"]
     assert result.data["total_delta"] == -5
     assert "2 dropped" in result.reason
-    assert post.render_deltas(result)[0] == "  public.legacy        5 → —  (-5)  DROPPED"
+    assert report.render_deltas(result)[0] == "  public.legacy        5 → —  (-5)  DROPPED"
 
 
 def test_new_tables_and_inserts_are_not_a_loss(conn):
@@ -99,7 +100,7 @@ def test_new_tables_and_inserts_are_not_a_loss(conn):
     assert deltas["public.orders"]["status"] == "changed" and deltas["public.orders"]["delta"] == 2
     assert deltas["public.empty_new"]["status"] == "new"
     assert (result.data["total_delta"], result.data["rows_changed"]) == (6, 6)
-    lines = post.render_deltas(result)
+    lines = report.render_deltas(result)
     assert lines[0].startswith("  public.invoices") and lines[0].endswith("(+4)  new table")
     assert lines[1] == "  public.orders     3 → 5  (+2)"
 
@@ -111,7 +112,7 @@ def test_unchanged_tables_are_not_listed(conn):
     result = post.row_counts(before, post.snapshot(conn), fail_on_row_loss=True)
     assert result.status == "ok" and result.data["deltas"] == [] and result.data["total_delta"] == 0
     assert result.reason == "no row count changes in 1 table"
-    assert post.render_deltas(result) == []
+    assert report.render_deltas(result) == []
 
 
 def test_deltas_are_ordered_by_size_of_change_dropped_first_among_equals(conn):
@@ -132,8 +133,8 @@ def test_deltas_are_ordered_by_size_of_change_dropped_first_among_equals(conn):
     assert result.status == "warn"
     assert result.data["total_delta"] == -51 and result.data["rows_changed"] == 71
     assert result.reason.startswith("4 tables changed (1 dropped, 2 lost rows)")
-    assert len(post.render_deltas(result, limit=2)) == 3
-    assert post.render_deltas(result, limit=2)[-1] == "  … and 2 more tables"
+    assert len(report.render_deltas(result, limit=2)) == 3
+    assert report.render_deltas(result, limit=2)[-1] == "  … and 2 more tables"
 
 
 def test_partitioned_table_is_the_sum_of_its_partitions_and_counted_once_in_totals(conn):
@@ -239,7 +240,7 @@ def test_estimated_deltas_are_labelled(conn):
     (delta,) = result.data["deltas"]
     assert delta["exact"] is False and delta["status"] == "lost_rows" and delta["delta"] < 0
     assert result.status == "warn" and "estimated" in result.reason
-    line = post.render_deltas(result)[0]
+    line = report.render_deltas(result)[0]
     assert line.startswith("  public.big  ~1,000 → ~") and "(~-" in line and line.endswith("LOST ROWS")
     # A tolerance for statistics drift: a loss within it is listed, not flagged.
     tolerant = post.row_counts(before, post.snapshot(conn, exact_threshold_rows=10), fail_on_row_loss=True,

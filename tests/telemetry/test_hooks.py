@@ -29,7 +29,7 @@ SCRIPT = textwrap.dedent(
     OTLP_SECRET = {otlp_secret!r}
     url = DatabaseUrl.parse(f"postgres://canary:{{quote(PASSWORD, safe='')}}@db.example:5432/app", setting="DB_URL")
     logs.configure("json", None)
-    listener = Listeners(telemetry.listener(), logs.LogListener())
+    listener = Listeners(telemetry.listener(), logs.LogListener(span_ids=telemetry.current_ids))
 
     def new_run():
         return RunInfo(command="apply", component="operational", direction="up", dry_run=False,

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from migrate_wrapper.schema import classification
-from migrate_wrapper.schema.classification import ColumnClass
+from migrate_wrapper.config import classification
+from migrate_wrapper.config.classification import ColumnClass
 from migrate_wrapper.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -103,7 +103,7 @@ def test_a_component_may_name_a_quoted_table_the_url_does_not():
 
 def test_pg_dump_never_gets_an_sslpassword_on_its_command_line():
     from migrate_wrapper.config import settings as settings_module
-    from migrate_wrapper.verbs.measure import dump_schema
+    from migrate_wrapper.runtime.rehearsal import dump_schema
 
     url = parse("postgres://u:pw-secret@h/d?sslpassword=key-secret&sslmode=require")
     with pytest.raises(UsageError, match="sslpassword"):

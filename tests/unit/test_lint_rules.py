@@ -7,6 +7,7 @@ import hashlib
 import pytest
 
 from migrate_wrapper.lint import rules as lint
+from migrate_wrapper.lint import squawk
 from migrate_wrapper.lint.rules import ERROR, WARNING, Base, Finding, Report, SqlFile
 from migrate_wrapper.sql.sqlinfo import TypeSpec
 
@@ -356,26 +357,26 @@ def squawk_item(rule: str, line: int = 0, column: int = 0, help: str | None = "d
 
 
 def test_squawk_findings_become_one_based_errors_with_advice():
-    found = lint.squawk_findings([squawk_item("require-concurrent-index-creation", 3, 4)],
+    found = squawk.squawk_findings([squawk_item("require-concurrent-index-creation", 3, 4)],
                                  {f"{FOLDER}/x.up.sql": "operational"})
     assert found == [Finding(ERROR, "squawk/require-concurrent-index-creation", "require-concurrent-index-creation!",
                              f"{FOLDER}/x.up.sql", 4, 5, "do this", "operational")]
 
 
 def test_advisory_squawk_rules_are_warnings():
-    found = lint.squawk_findings([squawk_item("prefer-bigint-over-int", help=None)], {})
+    found = squawk.squawk_findings([squawk_item("prefer-bigint-over-int", help=None)], {})
     assert [(f.level, f.advice) for f in found] == [(WARNING, None)]
 
 
 def test_squawk_syntax_errors_are_one_warning_per_file():
-    found = lint.squawk_findings([squawk_item("syntax-error"), squawk_item("syntax-error", 0, 9)], {})
+    found = squawk.squawk_findings([squawk_item("syntax-error"), squawk_item("syntax-error", 0, 9)], {})
     assert [(f.rule, f.level) for f in found] == [("squawk/syntax-error", WARNING)]
 
 
 @pytest.mark.parametrize("document", [{"file": "x"}, ["not an object"]])
 def test_a_malformed_squawk_report_is_refused(document):
     with pytest.raises(ValueError):
-        lint.squawk_findings(document, {})
+        squawk.squawk_findings(document, {})
 
 
 # --- the report ----------------------------------------------------------------------------------------------------

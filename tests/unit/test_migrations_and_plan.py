@@ -1,9 +1,9 @@
 import pytest
 
 from migrate_wrapper.model import migrations, plan
-from migrate_wrapper.postgres.db import VersionState
+from migrate_wrapper.model.plan import VersionState
 from migrate_wrapper.errors import UsageError
-from migrate_wrapper.postgres.ledger import History
+from migrate_wrapper.model.plan import History
 
 
 def make(folder, *names):

@@ -9,7 +9,7 @@ from migrate_wrapper.config import components
 from migrate_wrapper.model import migrations
 from migrate_wrapper.schema import docs as schema_docs
 from migrate_wrapper.postgres import scratch
-from migrate_wrapper.schema.classification import ColumnClass
+from migrate_wrapper.config.classification import ColumnClass
 from migrate_wrapper.config.dburl import DatabaseUrl
 from migrate_wrapper.errors import UsageError
 from migrate_wrapper.schema.docs import Column, Schema, Table

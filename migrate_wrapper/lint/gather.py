@@ -1,28 +1,23 @@
-"""lint: gather what the rules in migrate_wrapper/lint/rules.py judge — the migration files, the same folders on the base
+"""Gather what lint/rules.py judges — the migration files, the same folders on the base
 commit (git), squawk's report and the data classification — and return the report. Reads only; runs no migration.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-from migrate_wrapper.lint import rules
+from migrate_wrapper.lint import rules, squawk
 from migrate_wrapper.config import components
 from migrate_wrapper.config.components import Component
 from migrate_wrapper.errors import UsageError, WrapperError
 from migrate_wrapper.model.migrations import GOLANG_MIGRATE_NAME, file_sha256, too_big
 
-SQUAWK_CONFIG = ".squawk.toml"
 CLASSIFICATION = "configs/data-classification.yml"
 DEFAULT_BASES = ("main", "origin/main")  # the merge base with the first that exists
 GIT_TIMEOUT = 30
-SQUAWK_TIMEOUT = 120
 
 
 # Findings that stand whatever file is judged: golang-migrate refuses the folder, or the history itself changed.
@@ -70,8 +65,8 @@ def lint(root: Path, chosen: list[Component], *, base: str | None = None, judge_
                              if f.info is not None and f.info.parse_error is None
                              and (judged is None or f.name in judged)})
     if squawk_paths:
-        report.findings += rules.concurrency_advice(
-            rules.squawk_findings(run_squawk(root, list(squawk_paths)), squawk_paths), by_path)
+        report.findings += squawk.concurrency_advice(
+            squawk.squawk_findings(squawk.run_squawk(root, list(squawk_paths)), squawk_paths), by_path)
     return report
 
 
@@ -109,7 +104,7 @@ def _sha256(path: Path) -> str:
 
 def _classification(root: Path, report: rules.Report):
     """The classes, or None with one finding saying why the new-column rule cannot run."""
-    from migrate_wrapper.schema import classification
+    from migrate_wrapper.config import classification
 
     path = root / CLASSIFICATION
     if not path.is_file():
@@ -195,42 +190,3 @@ def base_files(root: Path, commit: str, folder: str) -> dict[str, str]:
         result[name] = hashlib.sha256(out[start:start + int(size)]).hexdigest()
         pos = start + int(size) + 1
     return result
-
-
-# --- squawk ----------------------------------------------------------------------------------------------------------
-
-
-def squawk_binary() -> str:
-    """The binary the squawk-cli wheel installs next to this interpreter, else squawk on PATH."""
-    beside = Path(sys.executable).parent / "squawk"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    found = shutil.which("squawk")
-    if found:
-        return found
-    raise UsageError("squawk not found (lint runs it for the lock-safety rules)",
-                     hint="run `make setup`, or `pip install squawk-cli` into this environment")
-
-
-def run_squawk(root: Path, paths: list[str]) -> object:
-    """squawk's json report over `paths` (relative to root), with the project's .squawk.toml."""
-    config = root / SQUAWK_CONFIG
-    if not config.is_file():
-        raise UsageError(f"{config} does not exist", hint="lint runs squawk with the project's rules from it")
-    argv = [squawk_binary(), "--reporter", "json", "--config", str(config), *paths]
-    try:
-        proc = subprocess.run(argv, cwd=root, capture_output=True, timeout=SQUAWK_TIMEOUT, check=False)
-    except subprocess.TimeoutExpired:
-        raise WrapperError(f"squawk took longer than {SQUAWK_TIMEOUT}s") from None
-    except OSError as exc:
-        raise UsageError(f"cannot run squawk ({argv[0]}): {exc.strerror}") from None
-    # Exit 1 means findings as well as failure: only a json list on stdout tells them apart.
-    try:
-        report = json.loads(proc.stdout.decode("utf-8", "replace"))
-    except ValueError:
-        report = None
-    if proc.returncode not in (0, 1) or not isinstance(report, list):
-        lines = (proc.stderr or proc.stdout).decode("utf-8", "replace").strip().splitlines()
-        raise UsageError(f"squawk failed (exit {proc.returncode}): {lines[0] if lines else 'no output'}",
-                         hint=f"check {SQUAWK_CONFIG}")
-    return report

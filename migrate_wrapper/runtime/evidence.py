@@ -7,7 +7,7 @@ from pathlib import Path
 
 from migrate_wrapper.errors import UsageError
 from migrate_wrapper.events import CheckResult, RunInfo
-from migrate_wrapper.runtime.execute import Change
+from migrate_wrapper.model.plan import Change
 
 
 def render(run: RunInfo, change: Change, checks: list[CheckResult]) -> str:
