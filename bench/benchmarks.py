@@ -306,8 +306,8 @@ def _checks_at_scale(ctx: Context, section: Section, scale: workload.ScaleDb, ch
         f"| verbs.change.pre_checks (files, dirty, checksums, migration_lock, blocking_locks) | "
         f"{fmt_stats(part['pre_checks'])} |",
         f"| **pre total** | **{fmt_stats(part['pre'])}** |",
-        f"| post.snapshot (before) | {fmt_stats(part['snapshot_before'])} |",
-        f"| post.snapshot (after) | {fmt_stats(part['snapshot_after'])} |",
+        f"| snapshot.snapshot (before) | {fmt_stats(part['snapshot_before'])} |",
+        f"| snapshot.snapshot (after) | {fmt_stats(part['snapshot_after'])} |",
         f"| post.row_counts + post.schema_summary | {fmt_stats(part['compare'])} |",
         f"| **post total** | **{fmt_stats(part['post'])}** |",
         f"| **pre + post** | **{fmt_stats(part['total'])}** |",

@@ -6,7 +6,7 @@ calls exactly what `verbs/change.py` calls for an apply:
 
 * pre  = connect + `pre.connectivity` (session.connect), `session.read_status`, `verbs.change.pre_checks`
          (files, dirty, checksums, migration_lock, blocking_locks for the pending migration)
-* post = `post.snapshot` twice (before and after), `post.row_counts`, `post.schema_summary`
+* post = `snapshot.snapshot` twice (before and after), `post.row_counts`, `post.schema_summary`
 
 No migration is applied in between (the two snapshots cost what they cost around a real step). Imports happen in
 the untimed warm-up repeat; start-up is measured elsewhere. ru_maxrss of this process is reported as well.
@@ -32,8 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     from migrate_wrapper.config import settings as settings_mod
     from migrate_wrapper.config import target as target_mod
     from migrate_wrapper.checks import post
+    from migrate_wrapper.postgres import snapshot as snapshots
     from migrate_wrapper.events import Listener
-    from migrate_wrapper.runtime.execute import Change
+    from migrate_wrapper.model.plan import Change
     from migrate_wrapper.runtime import session
     from migrate_wrapper.runtime.pipeline import pre_checks
 
@@ -55,9 +56,9 @@ def main(argv: list[str] | None = None) -> int:
             t3 = time.perf_counter()
             exclude = {f"{st.state.schema}.{st.state.table}"}
             more = session.connector(target, settings)
-            before = post.snapshot(conn, exact_threshold_rows=threshold, exclude=exclude, connect_more=more)
+            before = snapshots.snapshot(conn, exact_threshold_rows=threshold, exclude=exclude, connect_more=more)
             t4 = time.perf_counter()
-            after = post.snapshot(conn, exact_threshold_rows=threshold, exclude=exclude, connect_more=more)
+            after = snapshots.snapshot(conn, exact_threshold_rows=threshold, exclude=exclude, connect_more=more)
             t5 = time.perf_counter()
             rows = post.row_counts(before, after, fail_on_row_loss=False, estimate_tolerance=0.05)
             summary = post.schema_summary(before, after)

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import zlib
 from typing import TYPE_CHECKING
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
-from migrate_wrapper.postgres import db
+from migrate_wrapper.postgres import locks
 from migrate_wrapper.config.dburl import DatabaseUrl
 from migrate_wrapper.events import CheckResult, Listener, RunInfo
 from migrate_wrapper.errors import PreCheckFailed
 from migrate_wrapper.model.migrations import Migration, too_big
 from migrate_wrapper.model.plan import Status
-
-ADVISORY_LOCK_SALT = 1486364155  # golang-migrate's database.advisoryLockIDSalt
 
 if TYPE_CHECKING:
     import psycopg
@@ -182,22 +178,15 @@ def lint(root, component, steps: list[Migration], direction: str) -> CheckResult
     return _result("lint", "ok", f"{report.files} file(s) clean")
 
 
-def advisory_lock_key(url: DatabaseUrl, schema: str, table: str) -> int:
-    """golang-migrate's lock id: CRC32-IEEE of schema, table and the URL's path, times its salt, mod 2^32."""
-    dbpath = urlsplit(url.for_migrate()).path  # the path as golang-migrate sees it, leading "/" included
-    raw = "\0".join([schema, table, unquote(dbpath)]).encode()
-    return (zlib.crc32(raw) * ADVISORY_LOCK_SALT) % 2**32
-
-
 def migration_lock(conn: psycopg.Connection, url: DatabaseUrl, st: Status) -> CheckResult:
     """Fail at once when another backend holds golang-migrate's advisory lock (golang-migrate would wait forever)."""
-    key = advisory_lock_key(url, st.state.schema, st.state.table)
+    key = locks.advisory_lock_key(url, st.state.schema, st.state.table)
     row = conn.execute(
         f"""
         select a.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local socket'),
                extract(epoch from now() - coalesce(a.backend_start, now()))::int, a.state, a.backend_start::text
         from pg_locks l join pg_stat_activity a on a.pid = l.pid
-        where {db.MIGRATE_LOCK_HELD} and l.pid <> pg_backend_pid()
+        where {locks.MIGRATE_LOCK_HELD} and l.pid <> pg_backend_pid()
         """,
         (key,),
     ).fetchone()

@@ -35,6 +35,10 @@ _SECRET_PARAMS = frozenset({"password", "sslpassword"})
 # Every secret seen in a parsed URL this process: the CLI edge masks them in any message, even an unexpected one.
 KNOWN_SECRETS: set[str] = set()
 
+# Variables that make lib/pq panic, or (PGHOSTADDR) point libpq somewhere other than the URL: the wrapper reaches
+# databases only through the URLs, so neither its own connections nor golang-migrate's may see them.
+LIBPQ_HAZARDS = ("PGSERVICE", "PGHOSTADDR", "PGSSLCRL")
+
 
 @dataclass(frozen=True)
 class DatabaseUrl:

@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from migrate_wrapper.config import components
 from migrate_wrapper.config.components import Component
-from migrate_wrapper.config.dburl import PG_MAX_MS, DatabaseUrl
+from migrate_wrapper.config.dburl import LIBPQ_HAZARDS, PG_MAX_MS, DatabaseUrl
 from migrate_wrapper.errors import UsageError, printable
 
 ENV_FILE_ENCODING = "utf-8-sig"  # tolerate a BOM written by Windows editors
@@ -125,10 +125,6 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
-
-# Variables that make lib/pq panic, or (PGHOSTADDR) point libpq somewhere other than the URL: the wrapper reaches
-# databases only through the URLs, so neither its own connections nor golang-migrate's may see them.
-LIBPQ_HAZARDS = ("PGSERVICE", "PGHOSTADDR", "PGSSLCRL")
 
 
 # Settings that change what is touched or what is required: when the environment overrides the file's value for one,

@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from migrate_wrapper.errors import BinaryError
+from migrate_wrapper.config.dburl import LIBPQ_HAZARDS
 from migrate_wrapper.versions import GOLANG_MIGRATE_VERSION
-
-from migrate_wrapper.config.settings import LIBPQ_HAZARDS
 
 _TIMESTAMP = re.compile(r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)? ")
 _STEP = r"(?P<version>\d+)/(?P<direction>[ud]) (?P<title>.*?)"

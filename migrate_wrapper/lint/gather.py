@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 from migrate_wrapper.lint import rules, squawk
+from migrate_wrapper.lint.report import ERROR, WARNING, Base, Finding, Report
 from migrate_wrapper.config import components
 from migrate_wrapper.config.components import Component
 from migrate_wrapper.errors import UsageError, WrapperError
@@ -25,14 +26,14 @@ ALWAYS = {"duplicate-version", "base-changed", "base-order"}
 
 
 def lint(root: Path, chosen: list[Component], *, base: str | None = None, judge_all: bool = False,
-         pending: dict[str, set[str]] | None = None) -> rules.Report:
+         pending: dict[str, set[str]] | None = None) -> Report:
     """Lint judges what a change adds: the files new against the base (by name: a down file added to a version on
     the base is new). The base's history is not judged again — a history adopted from another project was never
     written to these rules — unless `judge_all`. A dry run (`pending`: component → the file names it would run) also
     judges what it would run. Without a base, and outside a dry run, every file is judged."""
-    report = rules.Report([c.name for c in chosen], resolve_base(root, base))
+    report = Report([c.name for c in chosen], resolve_base(root, base))
     if report.base.skipped:
-        report.findings.append(rules.Finding(rules.WARNING, "base-unavailable",
+        report.findings.append(Finding(WARNING, "base-unavailable",
                                              f"base rules skipped: {report.base.skipped}",
                                              advice="pass --base REF (e.g. origin/main)"))
     classes = _classification(root, report)
@@ -41,7 +42,7 @@ def lint(root: Path, chosen: list[Component], *, base: str | None = None, judge_
     for component in chosen:
         folder = component.migrations_dir
         names = _names(root / folder)
-        found: list[rules.Finding] = []
+        found: list[Finding] = []
         new: set[int] | None = None
         migration_names = {name for name in names if GOLANG_MIGRATE_NAME.match(name)}
         added: set[str] | None = None  # file names not on the base
@@ -70,7 +71,7 @@ def lint(root: Path, chosen: list[Component], *, base: str | None = None, judge_
     return report
 
 
-def _judged(finding: rules.Finding, judged: set[str] | None, added: set[str] | None) -> bool:
+def _judged(finding: Finding, judged: set[str] | None, added: set[str] | None) -> bool:
     """The naming rule is for files new against the base only; the others also for what a dry run would run."""
     if finding.rule in ALWAYS or not finding.file:
         return True
@@ -102,13 +103,13 @@ def _sha256(path: Path) -> str:
     return file_sha256(path)
 
 
-def _classification(root: Path, report: rules.Report):
+def _classification(root: Path, report: Report):
     """The classes, or None with one finding saying why the new-column rule cannot run."""
     from migrate_wrapper.config import classification
 
     path = root / CLASSIFICATION
     if not path.is_file():
-        report.findings.append(rules.Finding(rules.WARNING, "classification-missing",
+        report.findings.append(Finding(WARNING, "classification-missing",
                                              f"{CLASSIFICATION} does not exist: new columns were not checked",
                                              advice="create it (components → tables → columns → {classification: …}) "
                                              "so that lint can check new columns"))
@@ -116,7 +117,7 @@ def _classification(root: Path, report: rules.Report):
     try:
         return classification.load(path)
     except UsageError as exc:
-        report.findings.append(rules.Finding(rules.ERROR, "classification-invalid",
+        report.findings.append(Finding(ERROR, "classification-invalid",
                                              str(exc).replace(str(path), CLASSIFICATION), CLASSIFICATION))
         return None
 
@@ -142,7 +143,7 @@ def _why(proc: subprocess.CompletedProcess[bytes] | None) -> str:
     return lines[0].removeprefix("fatal: ").removeprefix("error: ") if lines else f"git exited {proc.returncode}"
 
 
-def resolve_base(root: Path, ref: str | None) -> rules.Base:
+def resolve_base(root: Path, ref: str | None) -> Base:
     """An explicit ref must name a commit (else exit 2); the default is the merge base of HEAD and main."""
     if ref is not None:
         if not ref or ref.startswith("-"):
@@ -151,16 +152,16 @@ def resolve_base(root: Path, ref: str | None) -> rules.Base:
         if proc is None or proc.returncode != 0:
             reason = _why(proc) if proc is None or proc.stderr.strip() else "no such commit"
             raise UsageError(f"--base {ref}: {reason} (in {root})")
-        return rules.Base(ref, proc.stdout.decode().strip())
+        return Base(ref, proc.stdout.decode().strip())
     reasons = []
     for candidate in DEFAULT_BASES:
         proc = _git(root, "merge-base", "HEAD", candidate)
         if proc is not None and proc.returncode == 0:
-            return rules.Base(f"merge-base(HEAD, {candidate})", proc.stdout.decode().strip())
+            return Base(f"merge-base(HEAD, {candidate})", proc.stdout.decode().strip())
         reasons.append(_why(proc) if proc is None or proc.stderr.strip() else f"no merge base with {candidate}")
         if proc is None:
             break
-    return rules.Base(None, None, skipped=f"no merge base of HEAD with {' or '.join(DEFAULT_BASES)}: {reasons[0]}")
+    return Base(None, None, skipped=f"no merge base of HEAD with {' or '.join(DEFAULT_BASES)}: {reasons[0]}")
 
 
 def base_files(root: Path, commit: str, folder: str) -> dict[str, str]:

@@ -14,7 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from migrate_wrapper.errors import UsageError, WrapperError
-from migrate_wrapper.lint.rules import ERROR, WARNING, Finding, SqlFile
+from migrate_wrapper.lint.report import ERROR, WARNING, Finding
+from migrate_wrapper.lint.rules import SqlFile
 
 SQUAWK_CONFIG = ".squawk.toml"
 SQUAWK_TIMEOUT = 120

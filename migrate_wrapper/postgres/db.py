@@ -18,10 +18,6 @@ if TYPE_CHECKING:
     import psycopg
 
 APPLICATION_NAME = "db-migrate-cli"
-# pg_locks `l` rows of golang-migrate's advisory lock (a single bigint key: classid 0, objsubid 1) in this database,
-# granted: its holder is golang-migrate's own session. The key (%s) is checks.pre.advisory_lock_key.
-MIGRATE_LOCK_HELD = """l.locktype = 'advisory' and l.classid = 0 and l.objid = %s and l.objsubid = 1 and l.granted
-  and l.database = (select oid from pg_database where datname = current_database())"""
 DEFAULT_CONNECT_TIMEOUT = 5.0
 
 

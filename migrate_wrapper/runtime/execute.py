@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from migrate_wrapper.postgres import db, ledger
+from migrate_wrapper.postgres import db, ledger, locks
 from migrate_wrapper.runtime import proof
 from migrate_wrapper.golang_migrate import runner
 from migrate_wrapper.errors import Interrupted, MigrationFailed, PreCheckFailed, WindowExceeded, WrapperError
@@ -207,7 +207,7 @@ def carry_out(
     first = read_state()
     ctx = _Context(settings, binary, target, run, listener, read_state, change,
                    url_params(settings, read_state.conn),
-                   pre.advisory_lock_key(target.url, first.state.schema, first.state.table),
+                   locks.advisory_lock_key(target.url, first.state.schema, first.state.table),
                    proof.bookkeeping(first.state.schema, first.state.table))
     deadline = run.started + settings.migration_window_seconds
     stopper = Stopper(settings.migration_window_grace_seconds, lambda: _cancel_lock_holder(target, ctx.lock_key))
@@ -412,9 +412,7 @@ def _cancel_lock_holder(target: Target, key: int) -> int | None:
     Runs on the Stopper's thread, so it uses a connection of its own."""
     conn = db.connect(target.url)
     try:
-        row = conn.execute(f"select l.pid, pg_cancel_backend(l.pid) from pg_locks l where {db.MIGRATE_LOCK_HELD}",
-                           (key,)).fetchone()
-        return int(row[0]) if row else None
+        return locks.cancel_migrate_lock_holder(conn, key)
     finally:
         conn.close()
 

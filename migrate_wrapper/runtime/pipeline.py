@@ -104,10 +104,10 @@ def run_change(
     ):
         raise UsageError("nothing changed: the operator declined")
 
-    from migrate_wrapper.checks import post
+    from migrate_wrapper.postgres import snapshot as snapshots
 
     exclude = {f"{st.state.schema}.{st.state.table}"}
-    before = post.snapshot(conn, exact_threshold_rows=settings.migration_exact_count_threshold, exclude=exclude,
+    before = snapshots.snapshot(conn, exact_threshold_rows=settings.migration_exact_count_threshold, exclude=exclude,
                            connect_more=session.connector(target, settings))
     ledger.begin(conn, run, author=author, approver=approver, migrate_version=binary.version)
     reader = session.StateReader(target, settings, conn, run_lock_key=session.lock_key(target, st))
@@ -154,9 +154,10 @@ def _approve(settings: Settings, run: RunInfo, listener: Listener) -> tuple[str,
 
 def _post_checks(settings, target, run, listener, reader, change, before, exclude, options) -> None:
     from migrate_wrapper.checks import post
+    from migrate_wrapper.postgres import snapshot as snapshots
 
     after_state = reader()
-    after = post.snapshot(reader.conn, exact_threshold_rows=settings.migration_exact_count_threshold, exclude=exclude,
+    after = snapshots.snapshot(reader.conn, exact_threshold_rows=settings.migration_exact_count_threshold, exclude=exclude,
                           connect_more=session.connector(target, settings))
     reached = after_state.state.version == change.end_version and not after_state.state.dirty
     results = [

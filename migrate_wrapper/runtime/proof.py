@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from migrate_wrapper.postgres import db
+from migrate_wrapper.postgres import locks
 from migrate_wrapper.golang_migrate.runner import MigrateFailure
 from migrate_wrapper.model.evidence import COMMITTED, NOT_RUN, ROLLED_BACK, UNKNOWN, StepEvidence, Verdict  # noqa: F401
 
@@ -80,7 +80,7 @@ _SIGHTING = f"""
 select a.pid, a.backend_start::text, a.backend_xid::text, coalesce(a.query, ''),
        pg_snapshot_xmax(pg_current_snapshot())::text, coalesce(a.state, '')
 from pg_locks l join pg_stat_activity a on a.pid = l.pid
-where {db.MIGRATE_LOCK_HELD}
+where {locks.MIGRATE_LOCK_HELD}
 """
 
 

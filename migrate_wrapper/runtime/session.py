@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from migrate_wrapper.postgres import db
+from migrate_wrapper.postgres import db, locks
 from migrate_wrapper.model import plan
 from migrate_wrapper.golang_migrate import runner
 from migrate_wrapper.checks import pre
@@ -62,16 +62,15 @@ def connector(target: Target, settings: Settings) -> Callable[[], psycopg.Connec
 
 def lock_key(target: Target, st: plan.Status) -> int:
     """golang-migrate's advisory lock key for this target's migrations table (the run lock derives from it)."""
-    return pre.advisory_lock_key(target.url, st.state.schema, st.state.table)
+    return locks.advisory_lock_key(target.url, st.state.schema, st.state.table)
 
 
 def run_lock(conn: psycopg.Connection, target: Target, st: plan.Status) -> CheckResult:
-    """Take the wrapper's run lock for the whole run (runlock), as the first pre-check: a run already in progress
+    """Take the wrapper's run lock for the whole run (postgres/locks.py), as the first pre-check: a run already in progress
     fails it at once. The caller reads the plan again once it holds the lock."""
-    from migrate_wrapper.postgres import runlock
 
     try:
-        runlock.acquire(conn, lock_key(target, st), running=st.unfinished_runs[-1] if st.unfinished_runs else None)
+        locks.acquire(conn, lock_key(target, st), running=st.unfinished_runs[-1] if st.unfinished_runs else None)
     except PreCheckFailed as exc:
         return CheckResult("pre", "migration_lock", "fail", exc.reason, data={"hint": exc.hint})
     return CheckResult("pre", "run_lock", "ok", "no other migrate-wrapper run on this database; held for this run")
@@ -104,9 +103,8 @@ def status_once(target: Target, settings: Settings, *, look_for_runs: bool = Fal
 
 
 def run_in_progress(conn: psycopg.Connection, target: Target, st: plan.Status) -> str | None:
-    from migrate_wrapper.postgres import runlock
 
-    holder = runlock.holder(conn, lock_key(target, st))
+    holder = locks.holder(conn, lock_key(target, st))
     if holder is not None:
         run = f" — {st.unfinished_runs[-1]}" if st.unfinished_runs else ""
         return f"a migrate-wrapper run is in progress ({holder}){run}"
@@ -169,12 +167,11 @@ class StateReader:
                 time.sleep(0.5)
 
     def _take_run_lock_again(self) -> None:
-        from migrate_wrapper.postgres import runlock
 
         if self.run_lock_key is None:
             return
         try:
-            runlock.acquire(self._conn, self.run_lock_key, running=None)
+            locks.acquire(self._conn, self.run_lock_key, running=None)
         except PreCheckFailed:
             raise MigrationFailed(
                 f"lost the connection to {self.target.url.masked()}, and another run took the run lock meanwhile; "

@@ -14,15 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from migrate_wrapper.config import classification
-from migrate_wrapper.schema import docs as schema_docs
-from migrate_wrapper.postgres import db, scratch
+from migrate_wrapper.schema import markdown
+from migrate_wrapper.schema.build import build_schema
 from migrate_wrapper.model import migrations
 from migrate_wrapper.config.classification import ColumnClass
 from migrate_wrapper.config import components
 from migrate_wrapper.config.components import Component
 from migrate_wrapper.errors import WrapperError
 from migrate_wrapper.golang_migrate.runner import Binary
-from migrate_wrapper.schema.docs import Schema
+from migrate_wrapper.postgres.catalog import Schema
 from migrate_wrapper.postgres.scratch import ScratchServer
 
 CLASSIFICATION_FILE = Path("configs") / "data-classification.yml"
@@ -45,24 +45,6 @@ def load_classes(root: Path) -> dict[str, dict[str, dict[str, ColumnClass]]]:
     return classification.load(path) if path.exists() else {}
 
 
-def build_schema(binary: Binary, server: ScratchServer, component: Component, files: migrations.MigrationSet,
-                 version: int | None = None, *, carry_from=None) -> Schema:
-    """The schema `files` produce up to `version` (None: none applied), built by golang-migrate in a scratch database.
-
-    `carry_from`: a target URL whose in-database parameters (migrations table, search_path) the build copies."""
-    with scratch.database(server, f"{component.name}") as url:
-        url = url.with_defaults(component.url_params())  # the component's migrations table, as on its targets
-        if carry_from is not None:
-            url = scratch.carry_params(url, carry_from)
-        scratch.migrate_to(binary, files, url, version, what=component.name)
-        conn = db.connect(url)
-        try:
-            state = db.read_version(conn, url, component)
-            return schema_docs.describe(conn, exclude={(state.schema, state.table)})
-        finally:
-            conn.close()
-
-
 def generate(root: Path, chosen: list[Component], *, binary: Binary, server: ScratchServer) -> Generated:
     """Every document for the chosen components; the plan always covers every component (it is one file)."""
     classes = load_classes(root)
@@ -74,10 +56,10 @@ def generate(root: Path, chosen: list[Component], *, binary: Binary, server: Scr
         newest = files.migrations[-1].version if files.migrations else None
         schema = build_schema(binary, server, component, files, newest)
         result.schemas[component.name] = schema
-        result.files[schema_file(component)] = schema_docs.render_schema_doc(
+        result.files[schema_file(component)] = markdown.render_schema_doc(
             component.name, component.migrations_dir, files, schema, classes.get(component.name, {})
         )
-    result.files[PLAN_FILE] = schema_docs.render_plan([(c.name, c.migrations_dir, sets[c.name]) for c in declared])
+    result.files[PLAN_FILE] = markdown.render_plan([(c.name, c.migrations_dir, sets[c.name]) for c in declared])
     return result
 
 

@@ -180,21 +180,22 @@ class _SchemaEvidence:
 
 
 def _schema_evidence(binary, server, target: Target, conn, st, direction: str | None) -> _SchemaEvidence:
-    from migrate_wrapper.schema import docs as schema_docs
-    from migrate_wrapper.verbs.docs import build_schema
+    from migrate_wrapper.postgres import catalog
+    from migrate_wrapper.schema import markdown
+    from migrate_wrapper.schema.build import build_schema
 
     files = target.files.migrations
     dirty = st.state.version
     candidates = _candidates(files, dirty)
     before_up, after_down = _previous(files, dirty), _next(files, dirty)
     possible = {"up": [before_up, dirty], "down": [dirty, after_down]}.get(direction, candidates)
-    live = schema_docs.compare_text(schema_docs.describe(conn, exclude={(st.state.schema, st.state.table)}))
+    live = markdown.compare_text(catalog.describe(conn, exclude={(st.state.schema, st.state.table)}))
     built: dict[int | None, str] = {}
     for version in candidates:
         if version not in possible:
             continue
         try:
-            built[version] = schema_docs.compare_text(
+            built[version] = markdown.compare_text(
                 build_schema(binary, server, target.component, target.files, version, carry_from=target.url))
         except MigrationFailed:
             continue  # a version the files cannot even reach (its step fails) is not the true one

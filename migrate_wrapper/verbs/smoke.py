@@ -2,7 +2,7 @@
 
 1. connectivity; 2. not dirty; 3. the version equals what the last successful run in the audit ledger left (when
 there is a ledger); 4. the live schema equals what the migrations up to that version produce (built in a scratch
-database; compared as schema_docs describes them); 5. the component's smoke queries `db/smoke/<component>.sql`
+database; compared as postgres/catalog.py describes them); 5. the component's smoke queries `db/smoke/<component>.sql`
 succeed, each in its own READ ONLY transaction. Any failure: exit 1 naming each failed check.
 """
 
@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from migrate_wrapper.postgres import db, ledger
-from migrate_wrapper.schema import docs as schema_docs
+from migrate_wrapper.postgres import catalog
+from migrate_wrapper.schema import markdown
 from migrate_wrapper.errors import PreCheckFailed, UsageError, WrapperError
 from migrate_wrapper.events import CheckResult, Listener
 from migrate_wrapper.model.migrations import Migration, MigrationSet
@@ -121,15 +122,15 @@ def _ledger_check(conn: psycopg.Connection, component: str, st: Status) -> tuple
 
 def _schema_check(conn: psycopg.Connection, target: Target, st: Status, binary: Binary,
                   server: ScratchServer) -> tuple[str, str, str]:
-    from migrate_wrapper.verbs.docs import build_schema
+    from migrate_wrapper.schema.build import build_schema
 
     version = st.state.version
     if version is not None and st.current is None:
         return "fail", f"version {version} is not among the migration files: the expected schema is unknown", ""
     upto = st.current.id if st.current else "none"
-    live = schema_docs.describe(conn, exclude={(st.state.schema, st.state.table)})
+    live = catalog.describe(conn, exclude={(st.state.schema, st.state.table)})
     expected = build_schema(binary, server, target.component, target.files, version, carry_from=target.url)
-    want, have = schema_docs.compare_text(expected), schema_docs.compare_text(live)
+    want, have = markdown.compare_text(expected), markdown.compare_text(live)
     if want == have:
         return "ok", f"live schema equals the migrations up to {upto}", ""
     diff = "".join(difflib.unified_diff(

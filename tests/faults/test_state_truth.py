@@ -13,7 +13,7 @@ import time
 import psycopg
 import pytest
 
-from migrate_wrapper.checks.pre import advisory_lock_key
+from migrate_wrapper.postgres.locks import advisory_lock_key
 from migrate_wrapper.config.dburl import DatabaseUrl
 from tests.conftest import ROOT, migration_files as files, run_cli
 from tests.faults.runs import error_line, finish, migrate_children, spawn, version, wait_for_sleep

@@ -53,7 +53,7 @@ def hold(dbs):
 @pytest.mark.faults(scenario="golang-migrate lock held elsewhere", expected="exit 3 at once, naming the pid")
 def test_advisory_lock_held_elsewhere_fails_fast_naming_the_holder(migrate_bin, dbs, project, hold):
     root = project({"operational": files(*BASE)})
-    from migrate_wrapper.checks.pre import advisory_lock_key
+    from migrate_wrapper.postgres.locks import advisory_lock_key
     from migrate_wrapper.config.dburl import DatabaseUrl
 
     key = advisory_lock_key(DatabaseUrl.parse(dbs.url("operational"), setting="DB_URL"), "public", "schema_migrations")

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from migrate_wrapper.checks import post
+from migrate_wrapper.postgres import snapshot as snapshots
 from migrate_wrapper.output import report
 
 pytestmark = pytest.mark.integration
@@ -46,10 +47,10 @@ def by_table(result) -> dict[str, dict]:
 def test_delete_is_flagged_warn_and_fail_on_row_loss(conn):
     make_table(conn, "orders", 10)
     make_table(conn, "customers", 4)
-    before = post.snapshot(conn)
-    assert before.counts["public.orders"] == post.TableCount("public", "orders", 10, True)
+    before = snapshots.snapshot(conn)
+    assert before.counts["public.orders"] == snapshots.TableCount("public", "orders", 10, True)
     run(conn, "delete from orders where id <= 3")
-    after = post.snapshot(conn)
+    after = snapshots.snapshot(conn)
 
     warned = post.row_counts(before, after, fail_on_row_loss=False)
     assert warned.phase == "post" and warned.name == "row_counts" and warned.status == "warn"
@@ -69,9 +70,9 @@ def test_dropped_table_counts_as_lost_rows(conn):
     make_table(conn, "legacy", 5)
     make_table(conn, "empty_legacy", 0)
     make_table(conn, "kept", 2)
-    before = post.snapshot(conn)
+    before = snapshots.snapshot(conn)
     run(conn, "drop table legacy", "drop table empty_legacy")
-    result = post.row_counts(before, post.snapshot(conn), fail_on_row_loss=True)
+    result = post.row_counts(before, snapshots.snapshot(conn), fail_on_row_loss=True)
 
     assert result.status == "fail"
     deltas = by_table(result)
@@ -86,11 +87,11 @@ def test_dropped_table_counts_as_lost_rows(conn):
 
 def test_new_tables_and_inserts_are_not_a_loss(conn):
     make_table(conn, "orders", 3)
-    before = post.snapshot(conn)
+    before = snapshots.snapshot(conn)
     make_table(conn, "invoices", 4)
     make_table(conn, "empty_new", 0)
     run(conn, "insert into orders values (10, 'x'), (11, 'y')")
-    result = post.row_counts(before, post.snapshot(conn), fail_on_row_loss=True)
+    result = post.row_counts(before, snapshots.snapshot(conn), fail_on_row_loss=True)
 
     assert result.status == "ok", result
     deltas = by_table(result)
@@ -107,9 +108,9 @@ def test_new_tables_and_inserts_are_not_a_loss(conn):
 
 def test_unchanged_tables_are_not_listed(conn):
     make_table(conn, "orders", 3)
-    before = post.snapshot(conn)
+    before = snapshots.snapshot(conn)
     run(conn, "update orders set note = 'changed'")  # rows rewritten, count unchanged
-    result = post.row_counts(before, post.snapshot(conn), fail_on_row_loss=True)
+    result = post.row_counts(before, snapshots.snapshot(conn), fail_on_row_loss=True)
     assert result.status == "ok" and result.data["deltas"] == [] and result.data["total_delta"] == 0
     assert result.reason == "no row count changes in 1 table"
     assert report.render_deltas(result) == []
@@ -118,10 +119,10 @@ def test_unchanged_tables_are_not_listed(conn):
 def test_deltas_are_ordered_by_size_of_change_dropped_first_among_equals(conn):
     for name, rows in (("small_loss", 5), ("big_loss", 100), ("grows", 1), ("dropped", 10), ("same", 7)):
         make_table(conn, name, rows)
-    before = post.snapshot(conn)
+    before = snapshots.snapshot(conn)
     run(conn, "delete from small_loss where id = 1", "delete from big_loss where id <= 50",
         "insert into grows select g, '' from generate_series(2, 11) g", "drop table dropped")
-    result = post.row_counts(before, post.snapshot(conn), fail_on_row_loss=False)
+    result = post.row_counts(before, snapshots.snapshot(conn), fail_on_row_loss=False)
 
     order = [(d["table"], d["delta"], d["status"]) for d in result.data["deltas"]]
     assert order == [
@@ -143,11 +144,11 @@ def test_partitioned_table_is_the_sum_of_its_partitions_and_counted_once_in_tota
         "create table events_2024 partition of events for values from ('2024-01-01') to ('2025-01-01')",
         "create table events_2025 partition of events for values from ('2025-01-01') to ('2026-01-01')",
         "insert into events select g, date '2024-06-01' + (g % 2) * 365 from generate_series(1, 20) g")
-    before = post.snapshot(conn)
-    assert before.counts["public.events"] == post.TableCount("public", "events", 20, True, "partitions", True)
+    before = snapshots.snapshot(conn)
+    assert before.counts["public.events"] == snapshots.TableCount("public", "events", 20, True, "partitions", True)
     assert before.counts["public.events_2024"].rows + before.counts["public.events_2025"].rows == 20
     run(conn, "delete from events where day < '2025-01-01'")
-    result = post.row_counts(before, post.snapshot(conn), fail_on_row_loss=False)
+    result = post.row_counts(before, snapshots.snapshot(conn), fail_on_row_loss=False)
 
     deltas = by_table(result)
     assert deltas["public.events"]["delta"] == -10 and deltas["public.events"]["partitioned"]
@@ -158,19 +159,19 @@ def test_partitioned_table_is_the_sum_of_its_partitions_and_counted_once_in_tota
 def test_inheritance_parent_counts_only_its_own_rows(conn):
     run(conn, "create table base (id int)", "create table child () inherits (base)",
         "insert into base values (1)", "insert into child values (2), (3)")
-    snap = post.snapshot(conn)
+    snap = snapshots.snapshot(conn)
     assert (snap.counts["public.base"].rows, snap.counts["public.child"].rows) == (1, 2)
 
 
 def test_identifiers_are_quoted(conn):
     run(conn, 'create schema "Odd Schema"', 'create table "Odd Schema"."Table ""quoted"" name" ("my col" int)',
         'insert into "Odd Schema"."Table ""quoted"" name" values (1), (2)')
-    before = post.snapshot(conn)
+    before = snapshots.snapshot(conn)
     key = 'Odd Schema.Table "quoted" name'
     assert before.counts[key].rows == 2 and before.counts[key].exact
     assert before.columns[key] == {'"my col" integer'}
     run(conn, 'alter table "Odd Schema"."Table ""quoted"" name" add column "select" text')
-    summary = post.schema_summary(before, post.snapshot(conn))
+    summary = post.schema_summary(before, snapshots.snapshot(conn))
     assert summary.data["columns_added"] == [{"table": key, "column": '"select"', "type": "text"}]
 
 
@@ -207,11 +208,11 @@ def test_big_table_is_estimated_and_never_scanned(conn, pg):
         "analyze big", "analyze small")
     start = flushed_seq_scans(conn, pg, "big", 0)
 
-    snap = post.snapshot(conn, exact_threshold_rows=10)
+    snap = snapshots.snapshot(conn, exact_threshold_rows=10)
 
     big = snap.counts["public.big"]
     assert big.exact is False and big.method == "reltuples" and 900 <= big.rows <= 1100
-    assert snap.counts["public.small"] == post.TableCount("public", "small", 5, True)  # analysed: 5 <= 10
+    assert snap.counts["public.small"] == snapshots.TableCount("public", "small", 5, True)  # analysed: 5 <= 10
     # Control: one scan we know happened, in the same session after snapshot(). When it shows, everything this
     # session did before it has been flushed too, so the count is exact: only the control's scan.
     assert conn.execute("select count(*) from big").fetchone()[0] == 1000
@@ -221,29 +222,29 @@ def test_big_table_is_estimated_and_never_scanned(conn, pg):
 def test_never_analysed_table_is_counted_only_when_provably_small(conn):
     run(conn, "create table fresh (id int) with (autovacuum_enabled = off)",
         "insert into fresh select generate_series(1, 1000)")
-    snap = post.snapshot(conn, exact_threshold_rows=10)
+    snap = snapshots.snapshot(conn, exact_threshold_rows=10)
     fresh = snap.counts["public.fresh"]
     assert fresh.exact is False and fresh.rows > 0 and fresh.method in ("n_live_tup", "pages")
     # One page could hold up to 291 rows: above 10, so even a 1-page table is estimated until analysed …
     run(conn, "create table tiny (id int) with (autovacuum_enabled = off)", "insert into tiny values (1)")
-    assert post.snapshot(conn, exact_threshold_rows=10).counts["public.tiny"].exact is False
+    assert snapshots.snapshot(conn, exact_threshold_rows=10).counts["public.tiny"].exact is False
     # … but not with the default threshold.
-    assert post.snapshot(conn).counts["public.tiny"] == post.TableCount("public", "tiny", 1, True)
+    assert snapshots.snapshot(conn).counts["public.tiny"] == snapshots.TableCount("public", "tiny", 1, True)
 
 
 def test_estimated_deltas_are_labelled(conn):
     run(conn, "create table big (id int) with (autovacuum_enabled = off)",
         "insert into big select generate_series(1, 1000)", "analyze big")
-    before = post.snapshot(conn, exact_threshold_rows=10)
+    before = snapshots.snapshot(conn, exact_threshold_rows=10)
     run(conn, "delete from big where id <= 500", "vacuum analyze big")
-    result = post.row_counts(before, post.snapshot(conn, exact_threshold_rows=10), fail_on_row_loss=False)
+    result = post.row_counts(before, snapshots.snapshot(conn, exact_threshold_rows=10), fail_on_row_loss=False)
     (delta,) = result.data["deltas"]
     assert delta["exact"] is False and delta["status"] == "lost_rows" and delta["delta"] < 0
     assert result.status == "warn" and "estimated" in result.reason
     line = report.render_deltas(result)[0]
     assert line.startswith("  public.big  ~1,000 → ~") and "(~-" in line and line.endswith("LOST ROWS")
     # A tolerance for statistics drift: a loss within it is listed, not flagged.
-    tolerant = post.row_counts(before, post.snapshot(conn, exact_threshold_rows=10), fail_on_row_loss=True,
+    tolerant = post.row_counts(before, snapshots.snapshot(conn, exact_threshold_rows=10), fail_on_row_loss=True,
                                estimate_tolerance=0.9)
     assert tolerant.status == "ok" and tolerant.data["deltas"][0]["flagged"] is False
 
@@ -265,14 +266,14 @@ def test_table_locked_by_someone_else_is_estimated_without_waiting(conn, pg):
     try:
         assert locked.wait(10)
         started = time.monotonic()
-        snap = post.snapshot(conn, lock_timeout_ms=200)
+        snap = snapshots.snapshot(conn, lock_timeout_ms=200)
         elapsed = time.monotonic() - started
     finally:
         release.set()
         holder.join(10)
     assert elapsed < 5
     assert snap.counts["public.busy"].exact is False and snap.counts["public.busy"].rows == 3
-    assert snap.counts["public.quiet"] == post.TableCount("public", "quiet", 2, True)
+    assert snap.counts["public.quiet"] == snapshots.TableCount("public", "quiet", 2, True)
     assert holder.is_alive() is False
 
 
@@ -281,10 +282,10 @@ def test_a_lock_taken_after_the_catalog_was_read_costs_one_lock_timeout(conn, pg
     make_table(conn, "quiet", 2)
     run(conn, "analyze busy")
     with psycopg.connect(pg.url(conn.info.dbname)) as other:
-        snap_rels = {r[2]: post._Rel(*r) for r in conn.execute(post._TABLES_SQL.format(size=post._FILE_SIZE))}
+        snap_rels = {r[2]: snapshots._Rel(*r) for r in conn.execute(snapshots._TABLES_SQL.format(size=snapshots._FILE_SIZE))}
         other.execute("lock table busy in access exclusive mode")
         started = time.monotonic()
-        counted = post._count_exact(conn, [snap_rels["busy"], snap_rels["quiet"]], 200)
+        counted = snapshots._count_exact(conn, [snap_rels["busy"], snap_rels["quiet"]], 200)
         elapsed = time.monotonic() - started
     assert counted == {snap_rels["busy"].oid: None, snap_rels["quiet"].oid: 2}
     assert elapsed < 3
@@ -301,9 +302,9 @@ def test_excluded_tables_never_appear(conn):
         "create table audit_log (id int)", "insert into audit_log values (1)",
         "create temporary table scratch (id int)", "insert into scratch values (1)")
     make_table(conn, "orders", 2)
-    before = post.snapshot(conn, exclude={"public.schema_migrations", "public.audit_log"})
+    before = snapshots.snapshot(conn, exclude={"public.schema_migrations", "public.audit_log"})
     run(conn, "delete from schema_migrations", "drop table migration_meta.runs", "delete from audit_log")
-    after = post.snapshot(conn, exclude={"public.schema_migrations", "public.audit_log"})
+    after = snapshots.snapshot(conn, exclude={"public.schema_migrations", "public.audit_log"})
 
     for snap in (before, after):
         assert set(snap.counts) == {"public.orders"}
@@ -311,8 +312,8 @@ def test_excluded_tables_never_appear(conn):
         assert snap.indexes == {"public.orders_pkey on public.orders"}
     assert post.row_counts(before, after, fail_on_row_loss=True).status == "ok"
     assert post.schema_summary(before, after).reason == "no schema change"
-    assert "public.schema_migrations" not in post.snapshot(conn).counts  # excluded by default
-    assert "public.audit_log" in post.snapshot(conn).counts
+    assert "public.schema_migrations" not in snapshots.snapshot(conn).counts  # excluded by default
+    assert "public.audit_log" in snapshots.snapshot(conn).counts
 
 
 # --- schema summary ---------------------------------------------------------------------------
@@ -322,7 +323,7 @@ def test_schema_summary_reports_columns_indexes_and_tables(conn):
     make_table(conn, "orders", 2)
     make_table(conn, "old", 1)
     run(conn, "create index orders_note_idx on orders (note)")
-    before = post.snapshot(conn)
+    before = snapshots.snapshot(conn)
     run(conn,
         "alter table orders add column shipped_at timestamptz",
         "alter table orders alter column id type bigint",
@@ -330,7 +331,7 @@ def test_schema_summary_reports_columns_indexes_and_tables(conn):
         "create table refunds (id int primary key, order_id int not null)",
         "create table audit (id int)",
         "drop table old")
-    result = post.schema_summary(before, post.snapshot(conn))
+    result = post.schema_summary(before, snapshots.snapshot(conn))
 
     assert result.phase == "post" and result.name == "schema" and result.status == "ok"
     assert result.reason == "+2 tables, -1 table, +1 column, 1 column type changed, -1 index"
@@ -347,20 +348,20 @@ def test_schema_summary_reports_columns_indexes_and_tables(conn):
 
 def test_schema_summary_without_change(conn):
     make_table(conn, "orders", 2)
-    before = post.snapshot(conn)
+    before = snapshots.snapshot(conn)
     run(conn, "insert into orders values (3, 'c')")
-    result = post.schema_summary(before, post.snapshot(conn))
+    result = post.schema_summary(before, snapshots.snapshot(conn))
     assert (result.status, result.reason) == ("ok", "no schema change")
     assert all(v == [] for v in result.data.values())
 
 
 def test_added_and_removed_columns_and_indexes_on_existing_tables(conn):
     make_table(conn, "orders", 1)
-    before = post.snapshot(conn)
+    before = snapshots.snapshot(conn)
     run(conn, "alter table orders drop column note", "alter table orders add column a int",
         "alter table orders add column b int", "create index orders_a_idx on orders (a)",
         "create unique index orders_b_idx on orders (b)")
-    result = post.schema_summary(before, post.snapshot(conn))
+    result = post.schema_summary(before, snapshots.snapshot(conn))
     assert result.reason == "+2 columns, -1 column, +2 indexes"
     assert result.data["indexes_added"] == ["public.orders_a_idx on public.orders",
                                             "public.orders_b_idx on public.orders"]
@@ -378,7 +379,7 @@ def test_two_thousand_small_tables_are_all_counted_exactly(conn, pg):
         end loop; end $$""")
     # A new session, with nothing cached about these tables, as after a real run.
     with psycopg.connect(pg.url(conn.info.dbname), autocommit=True) as fresh:
-        snap = post.snapshot(fresh)
+        snap = snapshots.snapshot(fresh)
     assert len(snap.counts) == 2000 and all(c.exact and c.rows == 2 for c in snap.counts.values())
     assert len(snap.indexes) == 2000
 
@@ -394,7 +395,7 @@ class _CountingConnection(psycopg.Connection):
 
 
 def test_counting_on_a_second_connection_gives_the_same_counts(conn, pg):
-    tables = post.COUNT_CHUNK * 2 + 10  # three chunks: the helper counts the middle one
+    tables = snapshots.COUNT_CHUNK * 2 + 10  # three chunks: the helper counts the middle one
     run(conn, f"""do $$ begin for i in 1..{tables} loop
         execute format('create table t%s (id int)', i);
         execute format('insert into t%s select generate_series(1, %s)', i, i % 7);
@@ -406,8 +407,8 @@ def test_counting_on_a_second_connection_gives_the_same_counts(conn, pg):
         opened.append(helper)
         return helper
 
-    alone = post.snapshot(conn)
-    together = post.snapshot(conn, connect_more=more)
+    alone = snapshots.snapshot(conn)
+    together = snapshots.snapshot(conn, connect_more=more)
     assert together.counts == alone.counts
     assert {key: c.rows for key, c in together.counts.items()} == {f"public.t{i}": i % 7 for i in range(1, tables + 1)}
     assert all(c.exact for c in together.counts.values())
@@ -417,7 +418,7 @@ def test_counting_on_a_second_connection_gives_the_same_counts(conn, pg):
 def test_counting_stays_on_one_connection_when_no_second_one_opens(conn):
     from migrate_wrapper.errors import PreCheckFailed
 
-    run(conn, f"""do $$ begin for i in 1..{post.COUNT_CHUNK + 1} loop
+    run(conn, f"""do $$ begin for i in 1..{snapshots.COUNT_CHUNK + 1} loop
         execute format('create table t%s (id int)', i);
         execute format('insert into t%s values (1)', i);
     end loop; end $$""")
@@ -425,5 +426,5 @@ def test_counting_stays_on_one_connection_when_no_second_one_opens(conn):
     def refused() -> psycopg.Connection:
         raise PreCheckFailed("connectivity", "too many connections")
 
-    snap = post.snapshot(conn, connect_more=refused)
-    assert len(snap.counts) == post.COUNT_CHUNK + 1 and all(c.exact and c.rows == 1 for c in snap.counts.values())
+    snap = snapshots.snapshot(conn, connect_more=refused)
+    assert len(snap.counts) == snapshots.COUNT_CHUNK + 1 and all(c.exact and c.rows == 1 for c in snap.counts.values())

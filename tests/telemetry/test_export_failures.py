@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from migrate_wrapper.telemetry import DEFAULT_FLUSH_SECONDS
+from migrate_wrapper.telemetry.config import DEFAULT_FLUSH_SECONDS
 from tests.conftest import run_cli
 from tests.telemetry.conftest import OTLP_SECRET, assert_no_secrets, json_records, otel_env
 from tests.telemetry.receivers import SilentCollector, closed_port

@@ -8,7 +8,8 @@ import pytest
 
 from migrate_wrapper.lint import rules as lint
 from migrate_wrapper.lint import squawk
-from migrate_wrapper.lint.rules import ERROR, WARNING, Base, Finding, Report, SqlFile
+from migrate_wrapper.lint.report import ERROR, WARNING, Base, Finding, Report
+from migrate_wrapper.lint.rules import SqlFile
 from migrate_wrapper.sql.sqlinfo import TypeSpec
 
 FOLDER = "db/migrations/operational"

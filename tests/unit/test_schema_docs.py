@@ -7,12 +7,12 @@ import pytest
 
 from migrate_wrapper.config import components
 from migrate_wrapper.model import migrations
-from migrate_wrapper.schema import docs as schema_docs
+from migrate_wrapper.schema import markdown
 from migrate_wrapper.postgres import scratch
 from migrate_wrapper.config.classification import ColumnClass
 from migrate_wrapper.config.dburl import DatabaseUrl
 from migrate_wrapper.errors import UsageError
-from migrate_wrapper.schema.docs import Column, Schema, Table
+from migrate_wrapper.postgres.catalog import Column, Schema, Table
 from migrate_wrapper.verbs import docs, smoke
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +29,7 @@ def orders_schema() -> Schema:
 
 
 def test_tables_render_as_one_line_cells_with_pipes_escaped():
-    lines = schema_docs.render_body(orders_schema(), {"orders": {"id": ColumnClass("internal")}})
+    lines = markdown.render_body(orders_schema(), {"orders": {"id": ColumnClass("internal")}})
     assert "| `note` | text | yes | 'a\\|b'::text | **unclassified** | free text |" in lines
     assert "| `id` | bigint | no | generated always as identity | internal |  |" in lines
     assert "Orders \\| with a pipe" in lines
@@ -38,16 +38,16 @@ def test_tables_render_as_one_line_cells_with_pipes_escaped():
 
 def test_restricted_columns_list_their_requirements_and_missing_ones_stand_out():
     classes = {"orders": {"id": ColumnClass("internal"), "note": ColumnClass("restricted", "TLS", None)}}
-    text = "\n".join(schema_docs.render_body(orders_schema(), classes))
+    text = "\n".join(markdown.render_body(orders_schema(), classes))
     assert "- `note`\n  - encryption: TLS\n  - retention: **missing**" in text
 
 
 def test_the_comparison_form_has_no_classification_and_no_extensions():
     schema = orders_schema()
     schema.extensions = ["pgcrypto"]
-    text = schema_docs.compare_text(schema)
+    text = markdown.compare_text(schema)
     assert "classification" not in text and "pgcrypto" not in text
-    assert "Extensions" in "\n".join(schema_docs.render_body(schema, {}))
+    assert "Extensions" in "\n".join(markdown.render_body(schema, {}))
 
 
 def test_coverage_names_every_gap():
@@ -73,12 +73,12 @@ def test_the_plan_lists_every_migration_with_summary_and_both_checksums(tmp_path
     (folder / "202601010000_first.down.sql").write_text("select 2;\n")
     (folder / "202601020000_second.up.sql").write_text("select 3;\n")
     files = migrations.scan(folder)
-    text = schema_docs.render_plan([("operational", "db/migrations/operational", files)])
+    text = markdown.render_plan([("operational", "db/migrations/operational", files)])
     first, second = files.migrations
     assert (f"| 202601010000 | `first` | First \\| one | `{first.sha256('up')}` | `{first.sha256('down')}` |"
             in text)
     assert f"| 202601020000 | `second` | (no comment line) | `{second.sha256('up')}` | (missing) |" in text
-    assert text == schema_docs.render_plan([("operational", "db/migrations/operational", files)])
+    assert text == markdown.render_plan([("operational", "db/migrations/operational", files)])
 
 
 def test_shipped_smoke_queries_parse_and_name_real_migrations():

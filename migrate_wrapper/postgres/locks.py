@@ -1,6 +1,11 @@
-"""One wrapper run at a time on a database's migrations table, for the run's whole length.
+"""The advisory locks a run meets: golang-migrate's, and the wrapper's run lock.
 
-golang-migrate's own advisory lock covers one golang-migrate call. The wrapper's plan, pre-checks, golang-migrate and
+golang-migrate's lock: a single bigint key (classid 0, objsubid 1) derived from the migrations table and the URL's
+path; its holder is golang-migrate's own session. The pre-checks read who holds it; the engine cancels that holder's
+statement when a run must stop.
+
+The run lock: one wrapper run at a time on a database's migrations table, for the run's whole length. golang-migrate's
+own advisory lock covers one golang-migrate call. The wrapper's plan, pre-checks, golang-migrate and
 post-checks must not interleave with another run's, or one run applies or reverts what the other just planned. The
 wrapper holds a session advisory lock of its own on its connection for the whole run: in the two-integer key space
 (pg_locks.objsubid = 2), so it never collides with golang-migrate's single-key lock on the same table.
@@ -8,12 +13,38 @@ wrapper holds a session advisory lock of its own on its connection for the whole
 
 from __future__ import annotations
 
+import zlib
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
 from migrate_wrapper.errors import PreCheckFailed
 
 if TYPE_CHECKING:
     import psycopg
+
+    from migrate_wrapper.config.dburl import DatabaseUrl
+
+ADVISORY_LOCK_SALT = 1486364155  # golang-migrate's database.advisoryLockIDSalt
+# pg_locks `l` rows of golang-migrate's advisory lock in this database, granted. The key (%s) is advisory_lock_key's.
+MIGRATE_LOCK_HELD = """l.locktype = 'advisory' and l.classid = 0 and l.objid = %s and l.objsubid = 1 and l.granted
+  and l.database = (select oid from pg_database where datname = current_database())"""
+
+
+def advisory_lock_key(url: DatabaseUrl, schema: str, table: str) -> int:
+    """golang-migrate's lock id: CRC32-IEEE of schema, table and the URL's path, times its salt, mod 2^32."""
+    dbpath = urlsplit(url.for_migrate()).path  # the path as golang-migrate sees it, leading "/" included
+    raw = "\0".join([schema, table, unquote(dbpath)]).encode()
+    return (zlib.crc32(raw) * ADVISORY_LOCK_SALT) % 2**32
+
+
+def cancel_migrate_lock_holder(conn: psycopg.Connection, key: int) -> int | None:
+    """Cancel the statement of the backend holding golang-migrate's lock (golang-migrate's own session); its pid."""
+    row = conn.execute(f"select l.pid, pg_cancel_backend(l.pid) from pg_locks l where {MIGRATE_LOCK_HELD}",
+                       (key,)).fetchone()
+    return int(row[0]) if row else None
+
+
+# -- the wrapper's run lock -------------------------------------------------------------------------------------------
 
 KEY_CLASS = 0x6D77  # "mw"
 

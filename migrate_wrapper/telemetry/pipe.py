@@ -1,0 +1,140 @@
+"""The exporter process: forked at the start of a traced command, fed span operations through a pipe that never
+blocks the run, and asked for its export result (bounded) at shutdown."""
+
+from __future__ import annotations
+
+
+import json
+import os
+import pickle
+import signal
+import time
+
+
+class ExporterProcess:
+    """The exporter process (see sdk.serve), fed through a pipe that never blocks the run: what the
+    pipe cannot take at once waits in `pending` for the next write or for shutdown.
+
+    Operations are written when a span starts (whatever comes next may take long: what happened so far leaves now)
+    or when `FLUSH_BYTES` have piled up, not one by one: one write and one wake-up of the exporter per step instead
+    of four, on a machine whose cores golang-migrate and PostgreSQL are using."""
+
+    FLUSH_BYTES = 32 * 1024
+
+    def __init__(self, pid: int, ops_fd: int, result_fd: int) -> None:
+        self.pid, self.ops_fd, self.result_fd = pid, ops_fd, result_fd
+        self.pending = bytearray()
+        self.broken = False
+        os.set_blocking(ops_fd, False)
+
+    def send(self, op: tuple, *, now: bool = False) -> None:
+        if self.broken:
+            return
+        self.pending += pickle.dumps(op, protocol=pickle.HIGHEST_PROTOCOL)
+        if now or len(self.pending) >= self.FLUSH_BYTES:
+            self._write()
+
+    def _write(self) -> bool:
+        """Write what the pipe takes now; True when nothing is left."""
+        while self.pending:
+            try:
+                written = os.write(self.ops_fd, self.pending)
+            except BlockingIOError:
+                return False
+            except OSError:  # the exporter process is gone: its absence is reported at shutdown
+                self.broken = True
+                self.pending.clear()
+                return True
+            del self.pending[:written]
+        return True
+
+    def finish(self, budget: float) -> list[str] | None:
+        """Send what is left and "shutdown", then wait for the answer; None when none came in time."""
+        import select
+
+        deadline = time.monotonic() + budget + 1.0  # the exporter's own flush is bounded by `budget`
+        self.send(("shutdown",), now=True)
+        try:
+            while not self._write():
+                if not select.select([], [self.ops_fd], [], max(0.0, deadline - time.monotonic()))[1]:
+                    return None
+            self._close("ops_fd")  # end of the operations, also for an exporter that missed "shutdown"
+            answer = b""
+            while True:
+                if not select.select([self.result_fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                    return None
+                chunk = os.read(self.result_fd, 65536)
+                if not chunk:
+                    break
+                answer += chunk
+            if not answer:
+                return ["the telemetry exporter process ended before it could export"]
+            return [str(reason) for reason in json.loads(answer.decode("utf-8"))]
+        except (OSError, ValueError):
+            return None
+        finally:
+            self.stop()
+
+    def _close(self, name: str) -> None:
+        fd = getattr(self, name)
+        if fd >= 0:
+            setattr(self, name, -1)  # never closed twice: the number may belong to another file by then
+            os.close(fd)
+
+    def stop(self) -> None:
+        self._close("ops_fd")
+        self._close("result_fd")
+        try:
+            os.kill(self.pid, signal.SIGKILL)  # gone already after answering; else it stops waiting now
+            os.waitpid(self.pid, 0)
+        except (ProcessLookupError, ChildProcessError, OSError):
+            pass
+
+
+def fork_exporter() -> ExporterProcess | None:
+    """The exporter process, forked from this one: it starts importing the SDK at once, on the other core."""
+    if not hasattr(os, "fork"):
+        return None
+    ops_read, ops_write = os.pipe()
+    result_read, result_write = os.pipe()
+    parent = os.getpid()
+    try:
+        pid = os.fork()
+    except OSError:
+        for fd in (ops_read, ops_write, result_read, result_write):
+            os.close(fd)
+        return None
+    if pid == 0:  # the exporter process: never returns into the wrapper's code
+        try:
+            _become_exporter(parent, keep=(ops_read, result_write))
+            from migrate_wrapper.telemetry import sdk
+
+            sdk.serve(ops_read, result_write)
+        finally:
+            os._exit(0)
+    os.close(ops_read)
+    os.close(result_write)
+    return ExporterProcess(pid, ops_write, result_read)
+
+
+def _become_exporter(parent: int, keep: tuple[int, ...]) -> None:
+    """In the forked child: no terminal signals (the wrapper decides when to flush), killed with the wrapper, and
+    none of the wrapper's files: a pipe reader waiting for the wrapper's stdout to close must not wait for us."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the wrapper died before the line above took effect
+        os._exit(0)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    low = 3
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, max(low, os.sysconf("SC_OPEN_MAX")))

@@ -1,0 +1,307 @@
+"""The OpenTelemetry SDK side of telemetry: a process of its own that turns the run's recorded spans and metric points
+into SDK spans and instruments and exports them (see `telemetry` for why, and for the recording side).
+
+`serve()` is the exporter process's whole life: it imports the SDK while the wrapper starts up, takes the
+configuration (the wrapper's environment once its settings are loaded), replays every operation it is sent through
+the SDK (the span and trace ids are the ones the wrapper chose, so its log records carry the same), and on
+"shutdown" flushes within the budget and answers with why an export failed, if one did. It never writes to the
+wrapper's stdout or stderr. `check()` in `telemetry` uses the exporter helpers here in the wrapper's own process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import threading
+import time
+from typing import Any
+
+from migrate_wrapper.telemetry.config import SCOPE_NAME, Config, Signal, env_value, flush_seconds, read_config
+from migrate_wrapper.telemetry.exporters import (
+    SDK_LOGS, Watch, export_timeout, grpc_failure, metric_exporter, span_exporter, watched_metric_exporter,
+    watched_span_exporter,
+)
+from migrate_wrapper.telemetry.redact import clean
+
+DEFAULT_SERVICE_NAME = "db-migrate-cli"
+EXPORT_DELAY_MS = 500  # the batch span processor's schedule delay unless OTEL_BSP_SCHEDULE_DELAY is set
+
+# Histogram buckets in ms: a migration step takes milliseconds to many minutes.
+_MS_BUCKETS = (5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 120_000, 300_000,
+               600_000, 1_800_000)
+
+
+def _resource():
+    from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
+
+    from migrate_wrapper import __version__
+
+    # Resource.create merges OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME; ours is only the default name.
+    resource = Resource.create({SERVICE_VERSION: __version__})
+    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: DEFAULT_SERVICE_NAME}))
+    return resource
+
+
+# -- the exporter process ------------------------------------------------------------------------------------------
+def _given_ids():
+    """An IdGenerator that hands out the ids the wrapper chose (random, as the SDK's own) for the next span."""
+    from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+
+    class GivenIds(RandomIdGenerator):
+        trace_id = 0
+        span_id = 0
+
+        def generate_trace_id(self) -> int:
+            return self.trace_id
+
+        def generate_span_id(self) -> int:
+            return self.span_id
+
+    return GivenIds()
+
+
+class _Runtime:
+    """The SDK's providers and exporters for this run, and the spans replayed so far (by the wrapper's span ids)."""
+
+    def __init__(self, config: Config) -> None:
+        self.budget = flush_seconds()
+        self.watches: list[Watch] = []
+        self.problems: list[str] = list(config.problems)
+        self.tracer_provider = self.tracer = None
+        self.meter_provider = None
+        self.instruments: dict[str, Any] = {}
+        self.spans: dict[int, Any] = {}
+        self.ids = _given_ids()
+        SDK_LOGS.install()
+        resource = _resource()
+        if config.traces is not None:
+            self._start_traces(config.traces, resource)
+        if config.metrics is not None:
+            self._start_metrics(config.metrics, resource)
+
+    def _start_traces(self, signal: Signal, resource) -> None:
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        from migrate_wrapper import __version__
+
+        watch = Watch(signal, export_timeout("traces", self.budget))
+        exporter = watched_span_exporter(span_exporter(signal, watch), watch)
+        provider = TracerProvider(resource=resource, shutdown_on_exit=False, id_generator=self.ids)
+        # The SDK's 5 s default delay would leave every span of a short run to the final flush, on the run's wall
+        # time; exported every half second they go out while golang-migrate works. OTEL_BSP_SCHEDULE_DELAY still wins.
+        delay = None if env_value("OTEL_BSP_SCHEDULE_DELAY") else EXPORT_DELAY_MS
+        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=delay))
+        self.watches.append(watch)
+        self.tracer_provider = provider
+        self.tracer = provider.get_tracer(SCOPE_NAME, __version__)
+
+    def _start_metrics(self, signal: Signal, resource) -> None:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+        from migrate_wrapper import __version__
+
+        watch = Watch(signal, export_timeout("metrics", self.budget))
+        exporter = watched_metric_exporter(metric_exporter(signal, watch), watch)
+        # A CLI run is short: one export, by the final collection in shutdown(); the interval only guards long runs.
+        reader = PeriodicExportingMetricReader(exporter, export_interval_millis=15 * 60_000)
+        provider = MeterProvider(metric_readers=[reader], resource=resource, shutdown_on_exit=False)
+        self.watches.append(watch)
+        self.meter_provider = provider
+        meter = provider.get_meter(SCOPE_NAME, __version__)
+
+        def histogram(name: str, description: str):
+            try:
+                return meter.create_histogram(name, unit="ms", description=description,
+                                              explicit_bucket_boundaries_advisory=_MS_BUCKETS)
+            except TypeError:  # an SDK without bucket advice
+                return meter.create_histogram(name, unit="ms", description=description)
+
+        self.instruments = {
+            "run_duration": histogram("migration.run.duration", "Wall time of one migrate-wrapper run"),
+            "step_duration": histogram("migration.step.duration", "golang-migrate's time for one migration step"),
+            "runs": meter.create_counter("migration.runs", unit="{run}", description="Runs by outcome"),
+            "rows_changed": meter.create_counter(
+                "migration.rows_changed", unit="{row}", description="Rows changed, as the post-checks counted them"
+            ),
+        }
+
+    # -- the operations the wrapper sends (see telemetry.Recorder) ---------------------------------------------
+    def apply(self, op: tuple) -> None:
+        kind = op[0]
+        if kind == "metric":
+            _, name, value, attributes = op
+            if name in self.instruments:
+                target = self.instruments[name]
+                (target.add if name in ("runs", "rows_changed") else target.record)(value, attributes)
+            return
+        if self.tracer is None:
+            return
+        if kind == "span":
+            _, span_id, parent_id, name, attributes, start_ns, trace_id = op
+            from opentelemetry import trace
+            from opentelemetry.context import Context
+
+            parent = self.spans.get(parent_id) if parent_id else None
+            context = trace.set_span_in_context(parent) if parent is not None else Context()
+            self.ids.trace_id, self.ids.span_id = trace_id, span_id
+            self.spans[span_id] = self.tracer.start_span(name, context=context, attributes=attributes,
+                                                         start_time=start_ns)
+            return
+        span = self.spans.get(op[1])
+        if span is None:
+            return
+        if kind == "set":
+            span.set_attributes(op[2])
+        elif kind == "event":
+            span.add_event(op[2], op[3], timestamp=op[4])
+        elif kind == "status":
+            from opentelemetry.trace import Status, StatusCode
+
+            span.set_status(Status(StatusCode.OK) if op[2] else Status(StatusCode.ERROR, op[3]))
+        elif kind == "end":
+            span.end(end_time=op[2])
+            del self.spans[op[1]]
+
+    def shutdown(self) -> list[str]:
+        """Export what is left, within the flush budget even when the collector is dead; why it failed, if it did."""
+        deadline = time.monotonic() + self.budget
+        failures: list[str] = []
+
+        def quietly(name: str, work) -> None:  # noqa: ANN001
+            try:
+                work()
+            except Exception as exc:  # noqa: BLE001
+                failures.append(f"{name}: {type(exc).__name__}")
+
+        def flush_traces() -> None:
+            for span in list(self.spans.values()):  # a run whose run_finished never came still ends its spans
+                span.end()
+            self.tracer_provider.force_flush(int(self.budget * 1000))
+            self.tracer_provider.shutdown()
+
+        def flush_metrics() -> None:
+            # The reader's last collection exports once; a force_flush before it would export the same points twice.
+            self.meter_provider.shutdown(timeout_millis=self.budget * 1000)
+
+        # Both signals at once, each on a daemon thread: the process never waits beyond the budget for either.
+        threads = []
+        if self.tracer_provider is not None:
+            threads.append(threading.Thread(target=quietly, args=("traces", flush_traces),
+                                            name="telemetry-flush-traces", daemon=True))
+        if self.meter_provider is not None:
+            threads.append(threading.Thread(target=quietly, args=("metrics", flush_metrics),
+                                            name="telemetry-flush-metrics", daemon=True))
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        late = [t.name.removeprefix("telemetry-flush-") for t in threads if t.is_alive()]
+        reasons = [f"{w.signal.kind}: {w.explain()}" for w in self.watches if w.failed]
+        if late:
+            reasons.append(f"{' and '.join(late)} not exported within {self.budget:g}s")
+        return reasons + failures + self.problems
+
+
+def _warm_up() -> None:
+    """What every exporter process needs, imported while the wrapper is still starting (the HTTP exporters: the
+    default protocol)."""
+    import opentelemetry.exporter.otlp.proto.http.metric_exporter  # noqa: F401
+    import opentelemetry.exporter.otlp.proto.http.trace_exporter  # noqa: F401
+    import opentelemetry.sdk.metrics  # noqa: F401
+    import opentelemetry.sdk.metrics.export  # noqa: F401
+    import opentelemetry.sdk.resources  # noqa: F401
+    import opentelemetry.sdk.trace  # noqa: F401
+    import opentelemetry.sdk.trace.export  # noqa: F401
+    import requests  # noqa: F401
+
+
+def serve(ops_fd: int, result_fd: int) -> None:
+    """The exporter process: warm up, take the configuration, replay the operations, flush, answer. Never returns
+    normally into the wrapper's code: the caller ends the process."""
+    try:
+        _warm_up()
+    except Exception:  # noqa: BLE001, S110 - the set-up below reports what is missing
+        pass
+    reasons: list[str] = []
+    runtime: _Runtime | None = None
+    with os.fdopen(ops_fd, "rb") as ops:
+        try:
+            first = pickle.load(ops)
+        except (EOFError, pickle.UnpicklingError, OSError):
+            return  # the wrapper went away, or needs no telemetry after all
+        if first[0] != "config":
+            return
+        os.environ.clear()
+        os.environ.update(first[1])  # the wrapper's environment once its settings (and --env file) are loaded
+        try:
+            runtime = _Runtime(read_config())
+        except Exception as exc:  # noqa: BLE001 - a broken exporter set-up must not stop the migration
+            reasons.append(f"telemetry set-up failed: {type(exc).__name__}: {clean(exc, 300)}")
+        while True:
+            try:
+                op = pickle.load(ops)
+            except (EOFError, pickle.UnpicklingError, OSError):
+                break  # the wrapper ended without a shutdown: flush what there is
+            if op[0] == "shutdown":
+                break
+            if runtime is not None:
+                try:
+                    runtime.apply(op)
+                except Exception as exc:  # noqa: BLE001 - reported once, at shutdown
+                    runtime.problems.append(f"{type(exc).__name__} while exporting {op[0]}")
+    if runtime is not None:
+        reasons += runtime.shutdown()
+    with os.fdopen(result_fd, "w", encoding="utf-8") as result:
+        result.write(json.dumps(list(dict.fromkeys(reasons))))
+
+
+def send_test_span(signal: Signal) -> str:
+    """telemetry-check, in the wrapper's own process: one span straight through the exporter; why it failed if so."""
+    from opentelemetry.context import Context
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExportResult
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
+    from migrate_wrapper import __version__
+    from migrate_wrapper.errors import WrapperError
+
+    SDK_LOGS.install()
+    budget = flush_seconds()
+    watch = Watch(signal, export_timeout("traces", budget))
+    try:
+        exporter = span_exporter(signal, watch)
+    except Exception as exc:  # noqa: BLE001 - e.g. an unreadable certificate file
+        raise WrapperError(f"cannot set up the OTLP exporter: {type(exc).__name__}: {clean(exc, 300)}") from None
+    provider = TracerProvider(sampler=ALWAYS_ON, resource=_resource(), shutdown_on_exit=False)  # whatever the sampler
+    span = provider.get_tracer(SCOPE_NAME, __version__).start_span(
+        "telemetry.check", context=Context(), attributes={"migration.check.name": "telemetry"}
+    )
+    span.end()
+    trace_id = format(span.get_span_context().trace_id, "032x")
+    logged_before = SDK_LOGS.count
+    started = time.monotonic()
+    try:
+        result = exporter.export([span])
+    except Exception as exc:  # noqa: BLE001
+        watch.export_failed(exc)
+        result = None
+    finally:
+        try:
+            exporter.shutdown()
+        except Exception:  # noqa: BLE001, S110 - nothing left to report
+            pass
+    took_ms = (time.monotonic() - started) * 1000.0
+    if result is SpanExportResult.SUCCESS:
+        return (f"telemetry ok: test span (trace {trace_id}) accepted by {signal.safe_endpoint} "
+                f"over {signal.protocol} in {took_ms:.0f} ms")
+    grpc = grpc_failure(SDK_LOGS.records_since(logged_before), "traces") if signal.protocol == "grpc" else None
+    reason = watch.explain_grpc(*grpc) if grpc is not None else watch.explain()
+    if "headers sent" in reason or "no headers were sent" in reason:
+        hint = f"check the credentials in {signal.headers_var or 'OTEL_EXPORTER_OTLP_HEADERS'}"
+    else:
+        hint = f"the endpoint comes from {signal.endpoint_var}"
+    raise WrapperError(f"telemetry check failed: {reason}", hint=hint)
