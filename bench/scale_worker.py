@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     from migrate_wrapper.events import Listener
     from migrate_wrapper.model.plan import Change
     from migrate_wrapper.runtime import session
+    from migrate_wrapper.runtime.context import RunContext
     from migrate_wrapper.runtime.pipeline import pre_checks
 
     settings = settings_mod.load(args.env)
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     listener = Listener()
 
     def once() -> dict:
-        run = session.new_run("apply", target, settings, "up", False)
+        ctx = RunContext.start("apply", settings, target, listener)
         t0 = time.perf_counter()
         conn, reachable = session.connect(target, settings)
         t1 = time.perf_counter()
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             st = session.read_status(conn, target)
             t2 = time.perf_counter()
             change = Change("up", st.pending, st.pending[-1].version if st.pending else st.state.version)
-            checks = pre_checks(settings, target, run, listener, conn, st, [reachable], change)
+            checks = pre_checks(ctx, conn, st, [reachable], change)
             t3 = time.perf_counter()
             exclude = {f"{st.state.schema}.{st.state.table}"}
             more = session.connector(target, settings)

@@ -36,6 +36,7 @@ class WrapperError(Exception):
     """An expected failure: the message is for the operator, already free of secrets."""
 
     exit_code: ExitCode = ExitCode.FAILED
+    outcome: str = "failed"  # the run's outcome in the audit ledger, the logs and the runs metric
 
     def __init__(self, message: str, *, hint: str | None = None, diff: str = "") -> None:
         super().__init__(message)
@@ -51,6 +52,7 @@ class UsageError(WrapperError):
     """Bad arguments, configuration or environment: nothing was run."""
 
     exit_code = ExitCode.USAGE
+    outcome = "refused"
 
 
 class BinaryError(UsageError):
@@ -59,6 +61,7 @@ class BinaryError(UsageError):
 
 class PreCheckFailed(WrapperError):
     exit_code = ExitCode.PRECHECK
+    outcome = "guardrail"
 
     def __init__(self, check: str, reason: str, *, hint: str | None = None) -> None:
         super().__init__(f"pre-check failed: {check}: {reason}", hint=hint)
@@ -68,6 +71,7 @@ class PreCheckFailed(WrapperError):
 
 class ApprovalMissing(WrapperError):
     exit_code = ExitCode.APPROVAL
+    outcome = "refused"
 
 
 class MigrationFailed(WrapperError):
@@ -91,14 +95,25 @@ class MigrationFailed(WrapperError):
 
 class WindowExceeded(WrapperError):
     exit_code = ExitCode.WINDOW
+    outcome = "guardrail"
 
 
 class Interrupted(WrapperError):
     """The operator stopped the run (Ctrl-C or SIGTERM); carries the state reached."""
 
     exit_code = ExitCode.INTERRUPTED
+    outcome = "interrupted"
 
 
 def plural(n: int, word: str, plural_form: str | None = None) -> str:
     """`1 table`, `3 tables`: in the reasons checks give and the lines listeners write."""
     return f"{n} {word if n == 1 else plural_form or word + 's'}"
+
+
+def outcome_of(error: BaseException | None) -> str:
+    """The outcome a run ended with: ok, or what its error class says (Ctrl-C outside a run's step: interrupted)."""
+    if error is None:
+        return "ok"
+    if isinstance(error, WrapperError):
+        return error.outcome
+    return "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"

@@ -5,6 +5,7 @@ Verbs call these hooks; they never print, log or trace by themselves. Each liste
 
 from __future__ import annotations
 
+import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -37,7 +38,9 @@ class RunInfo:
     approved_by: str | None = None
     window_seconds: float | None = None  # the time window of an apply or rollback
     started: float = field(default_factory=time.monotonic)
-    trace_id: str | None = None  # set by the tracer when there is one
+    # W3C trace id (32 hex digits), chosen with the run: the tracer's root span takes it, so the audit row, the logs
+    # and the evidence carry the same id whether telemetry is on or not.
+    trace_id: str = field(default_factory=lambda: secrets.token_hex(16))
     overridden: tuple[str, ...] = ()  # settings whose --env file value the environment overrode (names only)
     steps: list[StepInfo] = field(default_factory=list)  # finished steps, in order, across retries
 

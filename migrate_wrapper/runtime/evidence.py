@@ -20,7 +20,7 @@ def render(run: RunInfo, change: Change, checks: list[CheckResult]) -> str:
         f"- Direction: `{change.direction}`",
         f"- From version: `{run.from_version or 'none'}`",
         f"- Target version: `{run.target or 'none'}`",
-        f"- Dry run: passed (run id `{run.run_id}`, trace id `{run.trace_id or 'n/a'}`)",
+        f"- Dry run: passed (run id `{run.run_id}`, trace id `{run.trace_id}`)",
         "",
         "| migration | file | sha256 |",
         "|-----------|------|--------|",

@@ -15,8 +15,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,166 +23,27 @@ from migrate_wrapper.postgres import db, ledger, locks
 from migrate_wrapper.runtime import proof
 from migrate_wrapper.golang_migrate import runner
 from migrate_wrapper.errors import Interrupted, MigrationFailed, PreCheckFailed, WindowExceeded, WrapperError
-from migrate_wrapper.events import Listener, RunInfo, StepInfo
+from migrate_wrapper.events import RunInfo, StepInfo
 from migrate_wrapper.model.migrations import Migration
 from migrate_wrapper.model.plan import Change
 from migrate_wrapper.runtime.proof import StepEvidence, Verdict
-from migrate_wrapper.golang_migrate.runner import Binary, Event, StepFinished, StepStarted
-from migrate_wrapper.config.settings import Settings
 from migrate_wrapper.config.target import Target
+from migrate_wrapper.runtime.steps import Progress, migrate, url_params
 from migrate_wrapper.runtime.window import Stopper
 
 if TYPE_CHECKING:
-    import psycopg
 
+    from migrate_wrapper.runtime.context import RunContext
     from migrate_wrapper.runtime.session import StateReader
 
 FORCE_LOCK_TIMEOUT_MS = 5000  # marking a version clean never waits longer than this behind a reader of the table
 
 
-def url_params(settings: Settings, conn: psycopg.Connection | None = None) -> dict[str, str]:
-    """Added to golang-migrate's URL unless the operator set them. With the wrapper's connection `conn`, also the
-    server's dead-client check where it has one (PostgreSQL 14+, and not on every platform)."""
-    statement_ms = settings.migration_statement_timeout_ms or settings.migration_window_seconds * 1000
-    params = {
-        "application_name": db.APPLICATION_NAME,
-        "connect_timeout": "10",
-        "lock_timeout": str(settings.migration_lock_timeout_ms),
-        "x-statement-timeout": str(statement_ms),
-    }
-    if conn is not None and _has_dead_client_check(conn):
-        params["client_connection_check_interval"] = "300"
-    return params
-
-
-def _has_dead_client_check(conn: psycopg.Connection) -> bool:
-    import psycopg
-
-    try:  # local to this one statement's transaction: the wrapper's own session is left as it was
-        conn.execute("select set_config('client_connection_check_interval', '300', true)")
-        return True
-    except psycopg.Error:  # unknown before 14; refused where the platform cannot poll a socket for a hang-up
-        return False
-
-
-def evidence_for(target: Target, version: int, direction: str, *, started: bool = False) -> StepEvidence:
-    """A step as golang-migrate runs it: an up to V marks V dirty; a down from V marks the version below V dirty."""
-    migration = target.files.by_version(version)
-    previous = target.files.previous(version)
-    path = migration.path(direction) if migration else None
-    return StepEvidence(
-        id=migration.id if migration else str(version), version=version, direction=direction,
-        dirty_version=version if direction == "up" else previous,
-        before_version=previous if direction == "up" else version,
-        path=str(path) if path else None, started=started,
-    )
-
-
-@dataclass
-class Progress:
-    """One golang-migrate call, step by step as its output says, checked against the plan."""
-
-    plan: list[Migration]
-    direction: str
-    target: Target
-    on_unplanned: Callable[[], None] | None = None  # once golang-migrate starts a step that is not the next planned
-    witness: proof.Witness | None = None
-    started: list[StepEvidence] = field(default_factory=list)
-    unplanned: list[str] = field(default_factory=list)
-
-    def step_started(self, event: StepStarted) -> None:
-        step = evidence_for(self.target, event.version, event.direction, started=True)
-        planned = self.plan[len(self.started)] if len(self.started) < len(self.plan) else None
-        self.started.append(step)
-        if planned is None or planned.version != event.version or event.direction != self.direction:
-            self.unplanned.append(f"{step.id} ({event.direction})")
-            if len(self.unplanned) == 1 and self.on_unplanned is not None:
-                self.on_unplanned()
-        if self.witness is not None:
-            self.witness.watch(step)
-
-    def step_finished(self) -> None:
-        if self.witness is not None:
-            self.witness.idle()
-
-    def dirty_step(self, dirty_version: int | None) -> StepEvidence | None:
-        """The step whose dirty mark the database shows: the last one started, or the next planned one, whose mark
-        golang-migrate may have set just before it was stopped (its body then never ran). The latter only once this
-        golang-migrate has run a step: it then holds its lock, so no one else can have set that mark."""
-        if self.started and self.started[-1].dirty_version == dirty_version:
-            return self.started[-1]
-        index = len(self.started)
-        if index and index < len(self.plan):
-            nxt = evidence_for(self.target, self.plan[index].version, self.direction)
-            if nxt.dirty_version == dirty_version:
-                return nxt
-        return None
-
-
-def migrate(
-    binary: Binary,
-    target: Target,
-    run: RunInfo,
-    listener: Listener,
-    command: list[str],
-    params: dict[str, str],
-    *,
-    deadline: float | None = None,
-    stopper: Stopper | None = None,
-    progress: Progress | None = None,
-) -> runner.RunResult:
-    """One golang-migrate call; every step it reports is named from the files (planned or not)."""
-    started: dict[tuple[int, str], StepInfo] = {}
-
-    def step(event: StepStarted | StepFinished, duration: float | None = None) -> StepInfo:
-        known = started.get((event.version, event.direction))  # the file is hashed once, when the step starts
-        if known is None:
-            migration = target.files.by_version(event.version)
-            known = StepInfo(
-                id=migration.id if migration else f"{event.version}_{event.title}",
-                version=event.version,
-                direction=event.direction,
-                sha256=migration.sha256(event.direction) if migration else None,
-            )
-            started[(event.version, event.direction)] = known
-        return known if duration is None else replace(known, duration_ms=duration)
-
-    def on_event(event: Event) -> None:
-        if isinstance(event, StepStarted):
-            if progress is not None:
-                progress.step_started(event)
-            listener.step_started(run, step(event))
-        elif isinstance(event, StepFinished):
-            if progress is not None:
-                progress.step_finished()
-            info = step(event, event.duration_ms)
-            run.steps.append(info)
-            listener.step_finished(run, info)
-
-    argv = runner.build_argv(
-        binary.path, source=target.files.folder, database_url=target.url.for_migrate(params), command=command
-    )
-    return runner.run(
-        argv,
-        mask=target.url.mask_text,
-        on_event=on_event,
-        on_output=lambda line: listener.output(run, line),
-        deadline=deadline,
-        on_deadline=stopper.deadline if stopper else None,
-        on_start=stopper.attach if stopper else lambda proc: None,
-        env=target.url.migrate_env(),
-    )
-
-
 @dataclass
 class _Context:
-    """What every part of one carry_out shares."""
+    """What every part of one carry_out shares: the run's context, and what this carry_out adds to it."""
 
-    settings: Settings
-    binary: Binary
-    target: Target
-    run: RunInfo
-    listener: Listener
+    rc: RunContext
     read_state: StateReader
     change: Change
     params: dict[str, str]
@@ -191,21 +51,14 @@ class _Context:
     marks: frozenset[str]
 
 
-def carry_out(
-    settings: Settings,
-    binary: Binary,
-    target: Target,
-    run: RunInfo,
-    listener: Listener,
-    read_state: StateReader,
-    change: Change,
-) -> None:
+def carry_out(rc: RunContext, read_state: StateReader, change: Change) -> None:
     """Run every step of `change`; raises MigrationFailed, WindowExceeded, Interrupted or PreCheckFailed with the
     state reached, proved from the database."""
+    settings, binary, target, run, listener = rc.settings, rc.binary, rc.target, rc.run, rc.listener
     from migrate_wrapper.checks import pre
 
     first = read_state()
-    ctx = _Context(settings, binary, target, run, listener, read_state, change,
+    ctx = _Context(rc, read_state, change,
                    url_params(settings, read_state.conn),
                    locks.advisory_lock_key(target.url, first.state.schema, first.state.table),
                    proof.bookkeeping(first.state.schema, first.state.table))
@@ -309,11 +162,11 @@ def _judge(ctx: _Context, progress: Progress, result: runner.RunResult) -> tuple
                                             "a step this run was running")
     step.mark_xmin = proof.mark_xmin(ctx.read_state.conn, st.state.schema, st.state.table)
     failure = result.failure if progress.started and step is progress.started[-1] else None
-    partial = proof.not_atomic(ctx.target.url, Path(step.path) if step.path else None)
+    partial = proof.not_atomic(ctx.rc.target.url, Path(step.path) if step.path else None)
     verdict = proof.settle(ctx.read_state.conn, step, failure, partial=partial,
-                           wait=ctx.settings.migration_window_grace_seconds, lock_key=ctx.lock_key, marks=ctx.marks)
+                           wait=ctx.rc.settings.migration_window_grace_seconds, lock_key=ctx.lock_key, marks=ctx.marks)
     step.verdict, step.why = verdict.kind, verdict.why
-    _record(ctx.read_state.conn, ctx.run, step)
+    _record(ctx.read_state.conn, ctx.rc.run, step)
     return step, verdict
 
 
@@ -329,8 +182,8 @@ def _conclude(ctx: _Context, step: StepEvidence | None, verdict: Verdict | None)
     if verdict.kind == proof.UNKNOWN:
         return False, f"{head}; left dirty"
     version = step.dirty_version if verdict.kind == proof.COMMITTED else step.before_version
-    forced = migrate(ctx.binary, ctx.target, ctx.run, ctx.listener, ["force", str(version if version is not None else -1)],
-                     {**ctx.params, "lock_timeout": str(min(ctx.settings.migration_lock_timeout_ms,
+    forced = migrate(ctx.rc.binary, ctx.rc.target, ctx.rc.run, ctx.rc.listener, ["force", str(version if version is not None else -1)],
+                     {**ctx.params, "lock_timeout": str(min(ctx.rc.settings.migration_lock_timeout_ms,
                                                             FORCE_LOCK_TIMEOUT_MS))})
     after = ctx.read_state()
     if forced.failure is not None or after.state.dirty or after.state.version != version:
@@ -339,15 +192,15 @@ def _conclude(ctx: _Context, step: StepEvidence | None, verdict: Verdict | None)
                        "repair marks it from the audit ledger's evidence")
     if verdict.kind == proof.COMMITTED:
         _count_applied(ctx, step)
-    ctx.listener.note(ctx.run, "migration_state", f"{head}; database marked clean at {after.version_label}",
+    ctx.rc.listener.note(ctx.rc.run, "migration_state", f"{head}; database marked clean at {after.version_label}",
                       version=step.id, state=after.version_label, verdict=verdict.kind)
     return True, f"{head}; marked clean"
 
 
 def _count_applied(ctx: _Context, step: StepEvidence) -> None:
     """A step that ran although golang-migrate never said "Finished": it counts in the report and the ledger."""
-    migration = ctx.target.files.by_version(step.version)
-    ctx.run.steps.append(StepInfo(id=step.id, version=step.version, direction=step.direction,
+    migration = ctx.rc.target.files.by_version(step.version)
+    ctx.rc.run.steps.append(StepInfo(id=step.id, version=step.version, direction=step.direction,
                                   sha256=migration.sha256(step.direction) if migration else None))
 
 
@@ -427,12 +280,12 @@ def _stopped(ctx: _Context, stopper: Stopper, progress: Progress, result: runner
     elif phrase:
         note = f"; {phrase}"
     else:
-        done = {(s.version, s.direction) for s in ctx.run.steps}
+        done = {(s.version, s.direction) for s in ctx.rc.run.steps}
         nxt = next((m for m in ctx.change.steps if (m.version, ctx.change.direction) not in done), None)
         note = f"; stopped before {nxt.id}" if nxt else ""
-    finished = ", ".join(s.id for s in ctx.run.steps if s.direction == ctx.change.direction) or "none"
+    finished = ", ".join(s.id for s in ctx.rc.run.steps if s.direction == ctx.change.direction) or "none"
     st = ctx.read_state()
-    run, settings, listener = ctx.run, ctx.settings, ctx.listener
+    run, settings, listener = ctx.rc.run, ctx.rc.settings, ctx.rc.listener
     if stopper.reason == "window":
         message = (
             f"time window of {settings.migration_window_seconds}s exceeded: finished {finished}{note}; "

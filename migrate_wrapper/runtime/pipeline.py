@@ -13,14 +13,12 @@ from migrate_wrapper.runtime import execute
 from migrate_wrapper.postgres import ledger
 from migrate_wrapper.checks import pre, report
 from migrate_wrapper.errors import MigrationFailed, UsageError, WrapperError
-from migrate_wrapper.events import CheckResult, Listener, RunInfo
+from migrate_wrapper.events import CheckResult
 from migrate_wrapper.model.plan import Change
 from migrate_wrapper.model.plan import Status
-from migrate_wrapper.golang_migrate.runner import Binary
 from migrate_wrapper.postgres.scratch import ScratchServer
-from migrate_wrapper.config.settings import Settings
-from migrate_wrapper.config.target import Target
 from migrate_wrapper.runtime import session
+from migrate_wrapper.runtime.context import RunContext
 
 if TYPE_CHECKING:
     import psycopg
@@ -35,10 +33,9 @@ class Options:
     scratch: ScratchServer | None = None  # dry runs: rehearse the pending migrations on a clone there
 
 
-def pre_checks(
-    settings: Settings, target: Target, run: RunInfo, listener: Listener, conn: psycopg.Connection, st: Status,
-    opened: list[CheckResult], change: Change,
-) -> list[CheckResult]:
+def pre_checks(ctx: RunContext, conn: psycopg.Connection, st: Status, opened: list[CheckResult],
+               change: Change) -> list[CheckResult]:
+    settings, target, run, listener = ctx.settings, ctx.target, ctx.run, ctx.listener
     # The locks come first: while another run holds them, its step shows as dirty, and "another migration is
     # running" is the true reason.
     results = list(opened)
@@ -55,28 +52,19 @@ def pre_checks(
     return pre.run_all(run, listener, results)
 
 
-def run_change(
-    settings: Settings,
-    binary: Binary,
-    target: Target,
-    run: RunInfo,
-    listener: Listener,
-    conn: psycopg.Connection,
-    st: Status,
-    opened: list[CheckResult],
-    change: Change,
-    options: Options,
-    result: dict[str, str],
-) -> None:
-    """`opened`: the checks already made while opening the target (connectivity, and the run lock unless a dry run)."""
+def run_change(ctx: RunContext, conn: psycopg.Connection, st: Status, opened: list[CheckResult], change: Change,
+               options: Options) -> None:
+    """`opened`: the checks already made while opening the target (connectivity, and the run lock unless a dry run).
+    Sets ctx.outcome to noop or dry_run where that is how the run ends."""
+    settings, binary, target, run, listener = ctx.settings, ctx.binary, ctx.target, ctx.run, ctx.listener
     listener.run_started(run, [m.id for m in change.steps])
     if not run.dry_run:
-        author, approver = _approve(settings, run, listener)
-    checks = pre_checks(settings, target, run, listener, conn, st, opened, change)
+        author, approver = approve(ctx)
+    checks = pre_checks(ctx, conn, st, opened, change)
     if not change.steps:
         verb = "apply" if change.direction == "up" else "roll back"
         listener.note(run, "migration_noop", f"{target.component.name}: nothing to {verb}")
-        result["outcome"] = "noop"
+        ctx.outcome = "noop"
         return
     if run.dry_run:
         for migration in change.steps:
@@ -96,7 +84,7 @@ def run_change(
             from migrate_wrapper.runtime import evidence
 
             evidence.write(options.evidence, run, change, checks)
-        result["outcome"] = "dry_run"
+        ctx.outcome = "dry_run"
         return
     if not options.confirm(
         f"{'Apply' if change.direction == 'up' else 'Roll back'} {len(change.steps)} migration(s) of "
@@ -113,8 +101,8 @@ def run_change(
     reader = session.StateReader(target, settings, conn, run_lock_key=session.lock_key(target, st))
     error: BaseException | None = None
     try:
-        execute.carry_out(settings, binary, target, run, listener, reader, change)
-        _post_checks(settings, target, run, listener, reader, change, before, exclude, options)
+        execute.carry_out(ctx, reader, change)
+        _post_checks(ctx, reader, change, before, exclude, options)
     except BaseException as exc:
         error = exc
         raise
@@ -140,7 +128,8 @@ def _shown_body(path: Path | None) -> str:
     return f"{head.rstrip()}\n-- … ({skipped}: only its start is shown)"
 
 
-def _approve(settings: Settings, run: RunInfo, listener: Listener) -> tuple[str, str | None]:
+def approve(ctx: RunContext) -> tuple[str, str | None]:
+    settings, run, listener = ctx.settings, ctx.run, ctx.listener
     try:
         author, approver = approval.check(settings)
     except WrapperError as exc:
@@ -152,7 +141,8 @@ def _approve(settings: Settings, run: RunInfo, listener: Listener) -> tuple[str,
     return author, approver
 
 
-def _post_checks(settings, target, run, listener, reader, change, before, exclude, options) -> None:
+def _post_checks(ctx: RunContext, reader, change: Change, before, exclude: set[str], options: Options) -> None:
+    settings, target, run, listener = ctx.settings, ctx.target, ctx.run, ctx.listener
     from migrate_wrapper.checks import post
     from migrate_wrapper.postgres import snapshot as snapshots
 

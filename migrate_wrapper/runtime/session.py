@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from migrate_wrapper.postgres import db, locks
@@ -13,12 +12,9 @@ from migrate_wrapper.model import plan
 from migrate_wrapper.golang_migrate import runner
 from migrate_wrapper.checks import pre
 from migrate_wrapper.errors import (
-    ApprovalMissing,
-    Interrupted,
+    outcome_of,
     MigrationFailed,
     PreCheckFailed,
-    UsageError,
-    WindowExceeded,
     WrapperError,
 )
 from migrate_wrapper.events import CheckResult, Listener, RunInfo
@@ -31,23 +27,6 @@ if TYPE_CHECKING:
 
 def binary(settings: Settings) -> runner.Binary:
     return runner.vet(runner.locate(settings.migrate_bin, settings.project_root()))
-
-
-def new_run(command: str, target: Target, settings: Settings, direction: str, dry_run: bool) -> RunInfo:
-    return RunInfo(
-        command=command,
-        component=target.component.name,
-        direction=direction,
-        dry_run=dry_run,
-        environment=settings.migration_environment,
-        database=target.url.masked(),
-        server_address=target.url.host or "localhost",
-        db_namespace=target.url.database,
-        approved_by=settings.migration_approved_by,
-        window_seconds=settings.migration_window_seconds if command != "status" else None,
-        overridden=tuple(key for key in settings.overridden
-                         if not key.endswith("_URL") or key in (target.component.url_setting, "MIGRATION_SCRATCH_URL")),
-    )
 
 
 def connect(target: Target, settings: Settings) -> tuple[psycopg.Connection, CheckResult]:
@@ -201,31 +180,3 @@ def finish_audit(conn: psycopg.Connection, run: RunInfo, listener: Listener, err
         ledger.finish(conn, run, outcome_of(error), message)
     except Exception as exc:  # noqa: BLE001 - the migration's own error (or success) is what the caller reports
         listener.note(run, "audit_write_failed", f"could not complete the audit record: {type(exc).__name__}")
-
-
-def outcome_of(error: BaseException | None) -> str:
-    if error is None:
-        return "ok"
-    if isinstance(error, (PreCheckFailed, WindowExceeded)):
-        return "guardrail"
-    if isinstance(error, (ApprovalMissing, UsageError)):
-        return "refused"
-    if isinstance(error, Interrupted):  # Ctrl-C or SIGTERM, reported by the stop sequence (exit 130)
-        return "interrupted"
-    if isinstance(error, WrapperError):
-        return "failed"
-    return "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
-
-
-@contextmanager
-def tracked(run: RunInfo, listener: Listener, result: dict[str, str]) -> Iterator[None]:
-    """Always report the end of a run with its outcome; `result["outcome"]` may be set to a better word (noop…)."""
-    error: BaseException | None = None
-    try:
-        yield
-    except BaseException as exc:
-        error = exc
-        raise
-    finally:
-        outcome = outcome_of(error) if error is not None else result.get("outcome", "ok")
-        listener.run_finished(run, outcome, error)

@@ -18,7 +18,7 @@ from migrate_wrapper.telemetry.attributes import (
 )
 from migrate_wrapper.telemetry.records import RunSpans, SpanRef
 
-# Outcomes of verbs/common.py `outcome_of` (plus the verbs' own noop / dry_run) → the closed set of the runs counter.
+# Outcomes (errors.outcome_of, plus the verbs' own noop / dry_run) → the closed set of the runs counter.
 OUTCOME_METRIC = {
     "ok": "ok",
     "noop": "ok",
@@ -61,8 +61,10 @@ class Recorder:
             if value:
                 return value
 
-    def start(self, name: str, parent: SpanRef | None, attributes: dict, start_ns: int | None = None) -> SpanRef:
-        span = SpanRef(parent.trace_id if parent is not None else self._new_id(128), self._new_id(64))
+    def start(self, name: str, parent: SpanRef | None, attributes: dict, start_ns: int | None = None, *,
+              trace_id: int | None = None) -> SpanRef:
+        """A span under `parent`, or a root span in trace `trace_id`."""
+        span = SpanRef(parent.trace_id if parent is not None else trace_id or self._new_id(128), self._new_id(64))
         self.send(("span", span.span_id, parent.span_id if parent is not None else None, name, attributes,
                    time.time_ns() if start_ns is None else start_ns, span.trace_id), now=True)
         return span
@@ -87,9 +89,8 @@ class Recorder:
             state.root = self.start(
                 f"migration.{run.command}", None,
                 {**run_attributes(run, state), "migration.command": run.command, "migration.run_id": run.run_id},
-                start_ns=started_ns,
+                start_ns=started_ns, trace_id=int(run.trace_id, 16),
             )
-            run.trace_id = format(state.root.trace_id, "032x")
         return state.root
 
     def child(self, run: RunInfo, state: RunSpans, name: str, attributes: dict,

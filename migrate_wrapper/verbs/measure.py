@@ -14,6 +14,7 @@ from migrate_wrapper.events import Listener
 from migrate_wrapper.golang_migrate.runner import Binary
 from migrate_wrapper.postgres.scratch import ScratchServer
 from migrate_wrapper.runtime import session
+from migrate_wrapper.runtime.context import RunContext
 from migrate_wrapper.runtime.rehearsal import Rehearsal, rehearse
 
 REPORT_DIR = Path(".local") / "measure-window"
@@ -35,8 +36,9 @@ def measure_window(
 ) -> Rehearsal:
     """Rehearse, write the JSON report and its readable summary (.md beside it), call `show`, then raise what the
     rehearsal means: WindowExceeded (5) or MigrationFailed (1)."""
-    run = session.new_run("measure-window", target, settings, "up", True)
-    with session.tracked(run, listener, {}):
+    ctx = RunContext.start("measure-window", settings, target, listener, dry_run=True)
+    run = ctx.run
+    with ctx.tracked():
         st = session.status_once(target, settings)
         if st.state.dirty:
             raise PreCheckFailed("dirty", f"{target.component.name} is at {st.version_label}",

@@ -19,7 +19,7 @@ import difflib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from migrate_wrapper.runtime import execute, proof
+from migrate_wrapper.runtime import proof, steps
 from migrate_wrapper.postgres import ledger
 from migrate_wrapper.checks import pre
 from migrate_wrapper.errors import MigrationFailed, UsageError
@@ -29,7 +29,8 @@ from migrate_wrapper.postgres.scratch import ScratchServer
 from migrate_wrapper.config.settings import Settings
 from migrate_wrapper.config.target import Target
 from migrate_wrapper.runtime import session
-from migrate_wrapper.runtime.pipeline import Options, _approve
+from migrate_wrapper.runtime.context import RunContext
+from migrate_wrapper.runtime.pipeline import Options, approve
 
 ASSUMPTIONS = {"committed": proof.COMMITTED, "rolled-back": proof.ROLLED_BACK}
 
@@ -54,9 +55,9 @@ def repair(settings: Settings, target: Target, *, listener: Listener, options: O
     binary = session.binary(settings)
     if assume is not None and assume not in ASSUMPTIONS:
         raise UsageError(f"--assume {assume} is not one of: {', '.join(ASSUMPTIONS)}")
-    run = session.new_run("repair", target, settings, ledger.REPAIR, False)
-    result: dict[str, str] = {}
-    with session.tracked(run, listener, result):
+    ctx = RunContext.start("repair", settings, target, listener, direction=ledger.REPAIR)
+    run = ctx.run
+    with ctx.tracked():
         conn, reachable = session.connect(target, settings)
         try:
             st = session.read_status(conn, target)
@@ -65,9 +66,9 @@ def repair(settings: Settings, target: Target, *, listener: Listener, options: O
             if not st.state.dirty:
                 listener.note(run, "migration_noop", f"{target.component.name} is clean at {st.version_label}: "
                                                       "nothing to repair")
-                result["outcome"] = "noop"
+                ctx.outcome = "noop"
                 return "noop"
-            author, approver = _approve(settings, run, listener)
+            author, approver = approve(ctx)
             lock = session.run_lock(conn, target, st)
             step = _ledger_step(conn, target, st.state.version)
             pre.run_all(run, listener, [reachable, lock, _migration_lock(conn, target, st, step)])
@@ -87,9 +88,9 @@ def repair(settings: Settings, target: Target, *, listener: Listener, options: O
                                                       "assume": assume})
             error = None
             try:
-                forced = execute.migrate(binary, target, run, listener,
+                forced = steps.migrate(binary, target, run, listener,
                                          ["force", str(decision.version if decision.version is not None else -1)],
-                                         execute.url_params(settings, conn))
+                                         steps.url_params(settings, conn))
                 after = session.read_status(conn, target)
                 if forced.failure is not None or after.state.dirty or after.state.version != decision.version:
                     raise MigrationFailed(

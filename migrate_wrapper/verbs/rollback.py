@@ -9,15 +9,17 @@ from migrate_wrapper.model.migrations import parse_id
 from migrate_wrapper.config.settings import Settings
 from migrate_wrapper.config.target import Target
 from migrate_wrapper.runtime import session
+from migrate_wrapper.runtime.context import RunContext
 from migrate_wrapper.runtime.pipeline import Options, run_change
 
 
 def rollback(settings: Settings, target: Target, version_id: str, *, listener: Listener, options: Options) -> str:
     parse_id(version_id)  # reject typos and shell metacharacters before touching anything
     binary = session.binary(settings)
-    run = session.new_run("rollback", target, settings, "down", options.dry_run)
-    result: dict[str, str] = {}
-    with session.tracked(run, listener, result):
+    ctx = RunContext.start("rollback", settings, target, listener, direction="down", dry_run=options.dry_run,
+                           binary=binary)
+    run = ctx.run
+    with ctx.tracked():
         conn, reachable = session.connect(target, settings)
         try:
             st, opened = session.open_change(conn, target, reachable, options.dry_run)
@@ -26,7 +28,7 @@ def rollback(settings: Settings, target: Target, version_id: str, *, listener: L
             end = target.files.by_version(rb.end_version) if rb.end_version is not None else None
             run.target = end.id if end else None
             change = Change("down", rb.steps, rb.end_version)
-            run_change(settings, binary, target, run, listener, conn, st, opened, change, options, result)
+            run_change(ctx, conn, st, opened, change, options)
         finally:
             conn.close()
-    return result.get("outcome", "ok")
+    return ctx.outcome or "ok"

@@ -25,6 +25,7 @@ from migrate_wrapper.postgres.scratch import ScratchServer
 from migrate_wrapper.config.settings import Settings
 from migrate_wrapper.config.target import Target
 from migrate_wrapper.runtime import session
+from migrate_wrapper.runtime.context import RunContext
 
 if TYPE_CHECKING:
     import psycopg
@@ -50,7 +51,8 @@ def smoke(settings: Settings, target: Target, *, binary: Binary, server: Scratch
     """All checks, in order; raises SmokeFailed naming every failed one."""
     queries_file = settings.project_root() / target.component.smoke_file
     queries = parse_queries(queries_file, target.files) if queries_file.exists() else None
-    run = session.new_run("smoke-test", target, settings, "up", False)
+    ctx = RunContext.start("smoke-test", settings, target, listener)
+    run = ctx.run
     checks: list[CheckResult] = []
     diff = ""
 
@@ -59,7 +61,7 @@ def smoke(settings: Settings, target: Target, *, binary: Binary, server: Scratch
         checks.append(check)
         listener.check(run, check)
 
-    with session.tracked(run, listener, {}):
+    with ctx.tracked():
         listener.checks_started(run, "smoke")
         try:
             conn = db.connect(target.url, timeout=settings.migration_connect_timeout_seconds)

@@ -7,11 +7,13 @@ from migrate_wrapper.model.plan import Status
 from migrate_wrapper.config.settings import Settings
 from migrate_wrapper.config.target import Target
 from migrate_wrapper.runtime import session
+from migrate_wrapper.runtime.context import RunContext
 
 
 def status(settings: Settings, target: Target, *, listener: Listener) -> Status:
-    run = session.new_run("status", target, settings, "up", False)
-    with session.tracked(run, listener, {}):
+    ctx = RunContext.start("status", settings, target, listener)
+    run = ctx.run
+    with ctx.tracked():
         st = session.status_once(target, settings, look_for_runs=True)
         run.from_version = run.target = st.current.id if st.current else None
         listener.run_started(run, [m.id for m in st.pending])

@@ -85,3 +85,17 @@ def test_nothing_pending_is_a_noop(migrate_bin, dbs):
     again = run_cli("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes", "--log-format", "text")
     assert again.returncode == 0
     assert "nothing to apply" in again.stdout
+
+
+def test_without_telemetry_the_audit_row_and_the_logs_share_the_runs_trace_id(migrate_bin, dbs):
+    """The trace id is the run's own, not the tracer's: with no OTLP endpoint the ledger row still has one, the same
+    the run's log records carry (it was NULL when only the tracer set it)."""
+    applied = run_cli("apply", "--component", "operational", "--env", str(dbs.env_file), "--yes")
+    assert applied.returncode == 0, applied.output
+    records = [json.loads(line) for line in applied.stderr.splitlines() if line.startswith("{")]
+    (run_id,) = {r["run_id"] for r in records if r.get("run_id")}
+    (trace_id,) = {r["trace_id"] for r in records if r.get("run_id")}
+    assert len(trace_id) == 32 and int(trace_id, 16) != 0
+    ledger = dbs.server.psql(dbs.operational,
+                             f"select trace_id from migration_meta.migration_audit where run_id = '{run_id}'")
+    assert ledger == trace_id

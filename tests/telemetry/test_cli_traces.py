@@ -112,7 +112,7 @@ def test_apply_trace_metrics_and_log_ids(migrate_bin, dbs, receiver):
     assert [r for r in records if r["event"] == "migration_finish"][0]["span_id"] == root.span_id
     assert not [r for r in records if r["event"] == "telemetry_export_failed"]
 
-    # The audit ledger recorded the run's trace id (run.trace_id, set when the root span opened).
+    # The audit ledger recorded the run's trace id (run.trace_id, which the root span took).
     (run_id,) = {r["run_id"] for r in records if r.get("run_id")}
     ledger_trace = dbs.server.psql(dbs.operational, f"select trace_id from {LEDGER} where run_id = '{run_id}'")
     assert ledger_trace == root.trace_id

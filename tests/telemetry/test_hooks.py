@@ -149,7 +149,7 @@ def test_post_checks_row_deltas_and_span_ids(receiver):
     pre = next(s for s in trace if s.name == "migration.pre_checks")
 
     # current_ids: the innermost open span; the hook that closes a span still names it (the log record follows).
-    assert ids["before"] == [None, None]
+    assert ids["before"] == [root.trace_id, None]  # before the root span: the run's own trace id, no span
     assert ids["root"] == [root.trace_id, root.span_id] and ids["trace_id"] == root.trace_id
     assert ids["pre_checks"] == ids["pre_checks_finished"] == [root.trace_id, pre.span_id]
     assert ids["in_step"] == ids["step_finished"] == [root.trace_id, steps[0].span_id]
@@ -196,7 +196,8 @@ def test_metrics_only(receiver):
     """OTEL_TRACES_EXPORTER=none: no spans and no ids, the same metrics (each post-check counted once)."""
     ids, spans, proc = run_hooks(receiver, OTEL_TRACES_EXPORTER="none")
     assert spans == [] and not receiver.of("traces")
-    assert ids["root"] == ids["in_step"] == [None, None]
+    assert ids["root"][1] is None and ids["in_step"][1] is None  # no span without traces...
+    assert ids["root"][0] == ids["in_step"][0] and len(ids["root"][0]) == 32  # ...but the run's trace id
     points = receiver.points()
     (rows,) = [p for p in points if p.metric == "migration.rows_changed"]
     assert rows.value == 10
