@@ -196,7 +196,7 @@ def fault(request):
     yield record
     report = getattr(request.node, "rep_call", None)
     outcome = "PASSED" if report is not None and report.passed else "FAILED"
-    FAULT_ROWS.append((record.scenario, record.expected, f"{outcome}: {record.seen}" if record.seen else outcome))
+    request.node.fault_row = (record.scenario, record.expected, f"{outcome}: {record.seen}" if record.seen else outcome)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -204,7 +204,13 @@ def pytest_runtest_makereport(item, call):
     report = yield
     if report.when == "call":
         item.rep_call = report
+    elif report.when == "teardown" and hasattr(item, "fault_row"):
+        report.user_properties.append(("fault_row", item.fault_row))  # reaches the xdist controller with the report
     return report
+
+
+def pytest_runtest_logreport(report):
+    FAULT_ROWS.extend(value for name, value in report.user_properties if name == "fault_row")
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
