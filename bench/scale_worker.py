@@ -2,7 +2,7 @@
 
 Run as `python -m bench.scale_worker --env FILE --repeats N [--warmup]` with MIGRATE_WRAPPER_ROOT set; prints one JSON
 document on stdout. Each repeat opens a fresh connection (a new backend, cold catalog caches, as a real run) and
-calls exactly what `verbs/change.py` calls for an apply:
+calls exactly what `runtime/pipeline.py` calls for an apply:
 
 * pre  = connect + `pre.connectivity` (session.connect), `session.read_status`, `verbs.change.pre_checks`
          (files, dirty, checksums, migration_lock, blocking_locks for the pending migration)

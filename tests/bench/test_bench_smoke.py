@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import ROOT, unavailable
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.bench]
 
 SECTIONS = ("1", "2", "3", "4", "5")
 JUDGED = ("2", "3", "4", "5")  # section 1's target is at N=1000, which the smoke size does not run
