@@ -1,4 +1,4 @@
-"""The exporter process a traced run forks (see telemetry.py): it survives a terminal's Ctrl-C to export the
+"""The exporter process a traced run forks (see migrate_wrapper/telemetry/pipe.py): it survives a terminal's Ctrl-C to export the
 interrupted run, dies with a wrapper killed by -9, and never holds the wrapper's output open."""
 
 from __future__ import annotations
