@@ -7,12 +7,12 @@ the environment themselves; this module only decides whether telemetry is on at 
 bounds every export in time.
 
 Cost rules:
-- The wrapper's own process never imports `opentelemetry` for a run. The hooks below only decide the spans (names,
-  parents, attributes, times, and the random ids the log records carry) and send them as plain operations through a
-  non-blocking pipe to an exporter process forked at the start of the command (`start_early`). That process imports
-  the SDK on the other core while this one starts up, replays the operations through the SDK with the same ids
-  (sdk.py) and exports them. Without it, the SDK's imports (~150 ms), span objects and encoding
-  would all be on the run's wall time.
+- The wrapper's own process never imports `opentelemetry` for a run. The hooks (spans.py) build the spans (names,
+  parents, attributes, events, times, and the ids the log records carry) and send each one, once it has ended,
+  through a non-blocking pipe to an exporter process forked at the start of the command (`start_early`). That
+  process imports the SDK on the other core while this one starts up, makes each finished span the SDK's public
+  `ReadableSpan` and hands it to a `BatchSpanProcessor` (sdk.py). Without it, the SDK's imports (~150 ms), span
+  objects and encoding would all be on the run's wall time.
 - Without an endpoint (or with OTEL_SDK_DISABLED=true) `listener()` returns a plain `Listener()`, no exporter
   process is kept, and nothing from `opentelemetry` is imported anywhere.
 - Export never breaks or stalls a migration: spans go through a BatchSpanProcessor, metrics through a
@@ -25,13 +25,13 @@ Secrets: span attributes, events and messages carry no user name, password, cred
 value; every free text goes through `dburl.mask_text` together with the OTLP header values.
 """
 
+from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
 from migrate_wrapper.events import Listener, RunInfo
-from migrate_wrapper.telemetry.config import env_value, read_config
+from migrate_wrapper.telemetry.config import env_value, read_config, telemetry_environment
 from migrate_wrapper.telemetry.pipe import ExporterProcess, fork_exporter
 from migrate_wrapper.telemetry.redact import clean
 from migrate_wrapper.telemetry.spans import Recorder, TelemetryListener
@@ -88,8 +88,8 @@ def listener() -> Listener:
             _recorder = Recorder(config, exporter)
             if exporter is None:
                 _recorder.problems.append("telemetry is off for this run: cannot start the exporter process")
-            else:  # the environment as the settings left it: the --env file's OTEL_* variables are in it by now
-                exporter.send(("config", dict(os.environ)), now=True)
+            else:  # the --env file's OTEL_* variables are in the environment by now; the child was forked before
+                exporter.send(("config", telemetry_environment()), now=True)
     return TelemetryListener(_recorder)
 
 
@@ -118,6 +118,7 @@ def shutdown() -> None:
     if recorder is None or recorder.closed:
         return
     recorder.closed = True
+    recorder.end_open()
     reasons: list[str] = []
     if recorder.exporter is not None:
         answer = recorder.exporter.finish(recorder.budget)

@@ -76,3 +76,9 @@ def flush_seconds() -> float:
     except ValueError:
         return DEFAULT_FLUSH_SECONDS
     return value if 0 < value <= 600 else DEFAULT_FLUSH_SECONDS
+
+
+def telemetry_environment() -> dict[str, str]:
+    """What the exporter process needs of the wrapper's environment once the settings are loaded: the OTEL_*
+    variables (the SDK's and the exporters' own) and the flush budget, and nothing else (no URL, no password)."""
+    return {k: v for k, v in os.environ.items() if k.startswith("OTEL_") or k == FLUSH_SECONDS_ENV}

@@ -222,37 +222,25 @@ def _recording_session(watch: Watch):
 
 
 def span_exporter(signal: Signal, watch: Watch):
-    """The OTLP span exporter, configured from the environment by the SDK itself; only the timeout is ours."""
+    """The OTLP span exporter, configured from the environment by the SDK itself (only the timeout is ours), and
+    watched: its export results say whether an export failed."""
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
     if signal.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Base
 
-        return GrpcSpanExporter(timeout=watch.timeout)
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        kwargs = {}
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Base
 
-    session = None if _credential_provider_set() else _recording_session(watch)
-    return OTLPSpanExporter(timeout=watch.timeout, session=session)
+        kwargs = {"session": None if _credential_provider_set() else _recording_session(watch)}
 
-
-def metric_exporter(signal: Signal, watch: Watch):
-    if signal.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
-
-        return GrpcMetricExporter(timeout=watch.timeout)
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-
-    session = None if _credential_provider_set() else _recording_session(watch)
-    return OTLPMetricExporter(timeout=watch.timeout, session=session)
-
-
-def watched_span_exporter(inner, watch: Watch):
-    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-
-    class WatchedSpanExporter(SpanExporter):
+    class WatchedSpanExporter(Base):
         def export(self, spans):  # noqa: ANN001, ANN202
             if watch.failed:  # spans go out in batches during the run: after one failure, the rest would only wait
                 return SpanExportResult.FAILURE  # as long again at exit (the warning already says spans were lost)
             try:
-                result = inner.export(spans)
+                result = super().export(spans)
             except Exception as exc:  # an exporter bug must not reach the batch processor's logger.exception
                 watch.export_failed(exc)
                 return SpanExportResult.FAILURE
@@ -260,29 +248,27 @@ def watched_span_exporter(inner, watch: Watch):
                 watch.export_failed()
             return result
 
-        def shutdown(self) -> None:
-            inner.shutdown()
-
-        def force_flush(self, timeout_millis: int = 30000) -> bool:
-            return inner.force_flush(timeout_millis)
-
-    return WatchedSpanExporter()
+    return WatchedSpanExporter(timeout=watch.timeout, **kwargs)
 
 
-def watched_metric_exporter(inner, watch: Watch):
-    from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
+def metric_exporter(signal: Signal, watch: Watch):
+    """The OTLP metric exporter, watched like the span exporter. A subclass keeps the OTLP exporter's own temporality
+    and aggregation preferences, which the reader asks the exporter for."""
+    from opentelemetry.sdk.metrics.export import MetricExportResult
 
-    class WatchedMetricExporter(MetricExporter):
-        def __init__(self) -> None:
-            # The reader takes temporality and aggregation preferences from the exporter: keep the OTLP exporter's.
-            super().__init__(
-                preferred_temporality=getattr(inner, "_preferred_temporality", None),
-                preferred_aggregation=getattr(inner, "_preferred_aggregation", None),
-            )
+    if signal.protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as Base
 
-        def export(self, metrics_data, timeout_millis: float = 10_000, **kwargs):  # noqa: ANN001, ANN202
+        kwargs = {}
+    else:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as Base
+
+        kwargs = {"session": None if _credential_provider_set() else _recording_session(watch)}
+
+    class WatchedMetricExporter(Base):
+        def export(self, metrics_data, timeout_millis: float = 10_000, **more):  # noqa: ANN001, ANN202
             try:
-                result = inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+                result = super().export(metrics_data, timeout_millis=timeout_millis, **more)
             except Exception as exc:
                 watch.export_failed(exc)
                 return MetricExportResult.FAILURE
@@ -290,10 +276,4 @@ def watched_metric_exporter(inner, watch: Watch):
                 watch.export_failed()
             return result
 
-        def force_flush(self, timeout_millis: float = 10_000) -> bool:
-            return inner.force_flush(timeout_millis=timeout_millis)
-
-        def shutdown(self, timeout_millis: float = 30_000, **kwargs) -> None:
-            inner.shutdown()
-
-    return WatchedMetricExporter()
+    return WatchedMetricExporter(timeout=watch.timeout, **kwargs)

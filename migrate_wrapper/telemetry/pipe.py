@@ -15,9 +15,9 @@ class ExporterProcess:
     """The exporter process (see sdk.serve), fed through a pipe that never blocks the run: what the
     pipe cannot take at once waits in `pending` for the next write or for shutdown.
 
-    Operations are written when a span starts (whatever comes next may take long: what happened so far leaves now)
-    or when `FLUSH_BYTES` have piled up, not one by one: one write and one wake-up of the exporter per step instead
-    of four, on a machine whose cores golang-migrate and PostgreSQL are using."""
+    What is pending is written when a span ends (whatever comes next may take long: what happened so far leaves now)
+    or when `FLUSH_BYTES` have piled up: metric points wait for the next span, one write and one wake-up of the
+    exporter per step, on a machine whose cores golang-migrate and PostgreSQL are using."""
 
     FLUSH_BYTES = 32 * 1024
 

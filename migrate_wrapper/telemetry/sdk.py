@@ -1,11 +1,12 @@
-"""The OpenTelemetry SDK side of telemetry: a process of its own that turns the run's recorded spans and metric points
-into SDK spans and instruments and exports them (see `telemetry` for why, and for the recording side).
+"""The OpenTelemetry SDK side of telemetry: a process of its own that exports the run's finished spans and its metric
+points (see `telemetry` for why, and spans.py for the recording side).
 
 `serve()` is the exporter process's whole life: it imports the SDK while the wrapper starts up, takes the
-configuration (the wrapper's environment once its settings are loaded), replays every operation it is sent through
-the SDK (the span and trace ids are the ones the wrapper chose, so its log records carry the same), and on
-"shutdown" flushes within the budget and answers with why an export failed, if one did. It never writes to the
-wrapper's stdout or stderr. `check()` in `telemetry` uses the exporter helpers here in the wrapper's own process.
+configuration (the wrapper's OTEL_* variables once its settings are loaded), makes each finished span it is sent
+the SDK's public `ReadableSpan` (with the ids the wrapper chose, so its log records carry the same) for a
+`BatchSpanProcessor`, records each metric point on the SDK's instruments, and on "shutdown" flushes within the
+budget and answers with why an export failed, if one did. It never writes to the wrapper's stdout or stderr.
+`check()` in `telemetry` sends its test span with the exporters here, in the wrapper's own process.
 """
 
 from __future__ import annotations
@@ -18,10 +19,8 @@ import time
 from typing import Any
 
 from migrate_wrapper.telemetry.config import SCOPE_NAME, Config, Signal, env_value, flush_seconds, read_config
-from migrate_wrapper.telemetry.exporters import (
-    SDK_LOGS, Watch, export_timeout, grpc_failure, metric_exporter, span_exporter, watched_metric_exporter,
-    watched_span_exporter,
-)
+from migrate_wrapper.telemetry.exporters import SDK_LOGS, Watch, export_timeout, grpc_failure, metric_exporter, span_exporter
+from migrate_wrapper.telemetry.records import SpanRecord
 from migrate_wrapper.telemetry.redact import clean
 
 DEFAULT_SERVICE_NAME = "db-migrate-cli"
@@ -45,23 +44,6 @@ def _resource():
 
 
 # -- the exporter process ------------------------------------------------------------------------------------------
-def _given_ids():
-    """An IdGenerator that hands out the ids the wrapper chose (random, as the SDK's own) for the next span."""
-    from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-
-    class GivenIds(RandomIdGenerator):
-        trace_id = 0
-        span_id = 0
-
-        def generate_trace_id(self) -> int:
-            return self.trace_id
-
-        def generate_span_id(self) -> int:
-            return self.span_id
-
-    return GivenIds()
-
-
 class _Runtime:
     """The SDK's providers and exporters for this run, and the spans replayed so far (by the wrapper's span ids)."""
 
@@ -69,11 +51,9 @@ class _Runtime:
         self.budget = flush_seconds()
         self.watches: list[Watch] = []
         self.problems: list[str] = list(config.problems)
-        self.tracer_provider = self.tracer = None
+        self.processor = None  # the BatchSpanProcessor, when traces are on
         self.meter_provider = None
         self.instruments: dict[str, Any] = {}
-        self.spans: dict[int, Any] = {}
-        self.ids = _given_ids()
         SDK_LOGS.install()
         resource = _resource()
         if config.traces is not None:
@@ -82,21 +62,24 @@ class _Runtime:
             self._start_metrics(config.metrics, resource)
 
     def _start_traces(self, signal: Signal, resource) -> None:
-        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace import SpanLimits, TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
         from migrate_wrapper import __version__
 
         watch = Watch(signal, export_timeout("traces", self.budget))
-        exporter = watched_span_exporter(span_exporter(signal, watch), watch)
-        provider = TracerProvider(resource=resource, shutdown_on_exit=False, id_generator=self.ids)
         # The SDK's 5 s default delay would leave every span of a short run to the final flush, on the run's wall
         # time; exported every half second they go out while golang-migrate works. OTEL_BSP_SCHEDULE_DELAY still wins.
         delay = None if env_value("OTEL_BSP_SCHEDULE_DELAY") else EXPORT_DELAY_MS
-        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=delay))
+        self.processor = BatchSpanProcessor(span_exporter(signal, watch), schedule_delay_millis=delay)
         self.watches.append(watch)
-        self.tracer_provider = provider
-        self.tracer = provider.get_tracer(SCOPE_NAME, __version__)
+        self.resource = resource
+        self.scope = InstrumentationScope(SCOPE_NAME, __version__)
+        self.limits = SpanLimits()  # OTEL_SPAN_*_LIMIT, as a TracerProvider would apply them
+        # The sampler a TracerProvider would use (OTEL_TRACES_SAMPLER): the provider is built only to read it.
+        self.sampler = TracerProvider(resource=resource, shutdown_on_exit=False).sampler
+        self.sampled: dict[int, bool] = {}  # trace id → decision
 
     def _start_metrics(self, signal: Signal, resource) -> None:
         from opentelemetry.sdk.metrics import MeterProvider
@@ -105,7 +88,7 @@ class _Runtime:
         from migrate_wrapper import __version__
 
         watch = Watch(signal, export_timeout("metrics", self.budget))
-        exporter = watched_metric_exporter(metric_exporter(signal, watch), watch)
+        exporter = metric_exporter(signal, watch)
         # A CLI run is short: one export, by the final collection in shutdown(); the interval only guards long runs.
         reader = PeriodicExportingMetricReader(exporter, export_interval_millis=15 * 60_000)
         provider = MeterProvider(metric_readers=[reader], resource=resource, shutdown_on_exit=False)
@@ -129,7 +112,7 @@ class _Runtime:
             ),
         }
 
-    # -- the operations the wrapper sends (see telemetry.Recorder) ---------------------------------------------
+    # -- what the wrapper sends (see spans.Recorder) -------------------------------------------------------------
     def apply(self, op: tuple) -> None:
         kind = op[0]
         if kind == "metric":
@@ -137,34 +120,42 @@ class _Runtime:
             if name in self.instruments:
                 target = self.instruments[name]
                 (target.add if name in ("runs", "rows_changed") else target.record)(value, attributes)
-            return
-        if self.tracer is None:
-            return
-        if kind == "span":
-            _, span_id, parent_id, name, attributes, start_ns, trace_id = op
-            from opentelemetry import trace
-            from opentelemetry.context import Context
+        elif kind == "span" and self.processor is not None:
+            span: SpanRecord = op[1]
+            if self._sampled(span):
+                self.processor.on_end(self._readable(span))
 
-            parent = self.spans.get(parent_id) if parent_id else None
-            context = trace.set_span_in_context(parent) if parent is not None else Context()
-            self.ids.trace_id, self.ids.span_id = trace_id, span_id
-            self.spans[span_id] = self.tracer.start_span(name, context=context, attributes=attributes,
-                                                         start_time=start_ns)
-            return
-        span = self.spans.get(op[1])
-        if span is None:
-            return
-        if kind == "set":
-            span.set_attributes(op[2])
-        elif kind == "event":
-            span.add_event(op[2], op[3], timestamp=op[4])
-        elif kind == "status":
-            from opentelemetry.trace import Status, StatusCode
+    def _sampled(self, span: SpanRecord) -> bool:
+        """The trace's decision, taken once for the whole trace as for its root (children end before their root
+        here): the built-in samplers decide a root from its trace id alone, so every span of a run agrees."""
+        decided = self.sampled.get(span.trace_id)
+        if decided is None:
+            result = self.sampler.should_sample(None, span.trace_id, span.name, attributes=span.attributes)
+            decided = self.sampled[span.trace_id] = result.decision.is_sampled()
+        return decided
 
-            span.set_status(Status(StatusCode.OK) if op[2] else Status(StatusCode.ERROR, op[3]))
-        elif kind == "end":
-            span.end(end_time=op[2])
-            del self.spans[op[1]]
+    def _readable(self, span: SpanRecord):
+        from opentelemetry.attributes import BoundedAttributes
+        from opentelemetry.sdk.trace import Event, ReadableSpan
+        from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+        limits, flags = self.limits, TraceFlags(TraceFlags.SAMPLED)
+        context = SpanContext(span.trace_id, span.span_id, is_remote=False, trace_flags=flags)
+        parent = (SpanContext(span.trace_id, span.parent_id, is_remote=False, trace_flags=flags)
+                  if span.parent_id is not None else None)
+        if span.status is None:
+            status = Status(StatusCode.UNSET)
+        else:
+            status = Status(StatusCode.OK) if span.status[0] else Status(StatusCode.ERROR, span.status[1])
+        events = [Event(name, attributes, timestamp=at, limit=limits.max_event_attributes)
+                  for name, attributes, at in span.events[: limits.max_events]]
+        return ReadableSpan(
+            span.name, context=context, parent=parent, resource=self.resource, kind=SpanKind.INTERNAL,
+            attributes=BoundedAttributes(limits.max_span_attributes, span.attributes, immutable=True,
+                                         max_value_len=limits.max_span_attribute_length),
+            events=events, status=status, start_time=span.start_ns, end_time=span.end_ns,
+            instrumentation_scope=self.scope,
+        )
 
     def shutdown(self) -> list[str]:
         """Export what is left, within the flush budget even when the collector is dead; why it failed, if it did."""
@@ -178,10 +169,8 @@ class _Runtime:
                 failures.append(f"{name}: {type(exc).__name__}")
 
         def flush_traces() -> None:
-            for span in list(self.spans.values()):  # a run whose run_finished never came still ends its spans
-                span.end()
-            self.tracer_provider.force_flush(int(self.budget * 1000))
-            self.tracer_provider.shutdown()
+            self.processor.force_flush(int(self.budget * 1000))
+            self.processor.shutdown()
 
         def flush_metrics() -> None:
             # The reader's last collection exports once; a force_flush before it would export the same points twice.
@@ -189,7 +178,7 @@ class _Runtime:
 
         # Both signals at once, each on a daemon thread: the process never waits beyond the budget for either.
         threads = []
-        if self.tracer_provider is not None:
+        if self.processor is not None:
             threads.append(threading.Thread(target=quietly, args=("traces", flush_traces),
                                             name="telemetry-flush-traces", daemon=True))
         if self.meter_provider is not None:
@@ -235,8 +224,9 @@ def serve(ops_fd: int, result_fd: int) -> None:
             return  # the wrapper went away, or needs no telemetry after all
         if first[0] != "config":
             return
-        os.environ.clear()
-        os.environ.update(first[1])  # the wrapper's environment once its settings (and --env file) are loaded
+        for key in [k for k in os.environ if k.startswith("OTEL_")]:  # the wrapper's OTEL_* replace the inherited
+            del os.environ[key]
+        os.environ.update(first[1])  # config.telemetry_environment(), once the settings (and --env file) are loaded
         try:
             runtime = _Runtime(read_config())
         except Exception as exc:  # noqa: BLE001 - a broken exporter set-up must not stop the migration

@@ -1,8 +1,7 @@
-"""The recording side, in the wrapper's own process: the run's hooks become span operations (names, parents,
-attributes, times and ids) and metric points, sent to the exporter process (pipe.py)."""
+"""The recording side, in the wrapper's own process: the run's hooks become spans (names, parents, attributes,
+events, times and ids), each sent whole to the exporter process (pipe.py) once it has ended, and metric points."""
 
 from __future__ import annotations
-
 
 import functools
 import random
@@ -16,7 +15,7 @@ from migrate_wrapper.events import CheckResult, Listener, RunInfo, StepInfo
 from migrate_wrapper.telemetry.attributes import (
     attribute_value, deltas_of, error_events, rows_changed, run_attributes, step_attributes,
 )
-from migrate_wrapper.telemetry.records import RunSpans, SpanRef
+from migrate_wrapper.telemetry.records import RunSpans, SpanRecord
 
 # Outcomes (errors.outcome_of, plus the verbs' own noop / dry_run) → the closed set of the runs counter.
 OUTCOME_METRIC = {
@@ -40,6 +39,7 @@ class Recorder:
         self.traces = config.traces is not None
         self.problems: list[str] = list(config.problems)
         self.runs: dict[str, RunSpans] = {}
+        self.open: dict[int, SpanRecord] = {}  # started, not ended yet: by span id
         self.last_run: RunInfo | None = None
         self.closed = False
         self._random = random.Random()
@@ -61,29 +61,40 @@ class Recorder:
             if value:
                 return value
 
-    def start(self, name: str, parent: SpanRef | None, attributes: dict, start_ns: int | None = None, *,
-              trace_id: int | None = None) -> SpanRef:
+    def start(self, name: str, parent: SpanRecord | None, attributes: dict, start_ns: int | None = None, *,
+              trace_id: int | None = None) -> SpanRecord:
         """A span under `parent`, or a root span in trace `trace_id`."""
-        span = SpanRef(parent.trace_id if parent is not None else trace_id or self._new_id(128), self._new_id(64))
-        self.send(("span", span.span_id, parent.span_id if parent is not None else None, name, attributes,
-                   time.time_ns() if start_ns is None else start_ns, span.trace_id), now=True)
+        span = SpanRecord(parent.trace_id if parent is not None else trace_id or self._new_id(128), self._new_id(64),
+                          parent.span_id if parent is not None else None, name,
+                          time.time_ns() if start_ns is None else start_ns, dict(attributes))
+        self.open[span.span_id] = span
         return span
 
-    def set(self, span: SpanRef, attributes: dict) -> None:
-        self.send(("set", span.span_id, attributes))
-
-    def event(self, span: SpanRef, name: str, attributes: dict) -> None:
-        self.send(("event", span.span_id, name, attributes, time.time_ns()))
-
-    def status(self, span: SpanRef, ok: bool, message: str = "") -> None:
-        self.send(("status", span.span_id, ok, message))
-
-    def end(self, span: SpanRef) -> None:
+    def set(self, span: SpanRecord, attributes: dict) -> None:
         if not span.ended:
-            span.ended = True
-            self.send(("end", span.span_id, time.time_ns()))
+            span.attributes.update(attributes)
 
-    def ensure_root(self, run: RunInfo, state: RunSpans) -> SpanRef | None:
+    def event(self, span: SpanRecord, name: str, attributes: dict) -> None:
+        if not span.ended:
+            span.events.append((name, attributes, time.time_ns()))
+
+    def status(self, span: SpanRecord, ok: bool, message: str = "") -> None:
+        if not span.ended:
+            span.status = (ok, message)
+
+    def end(self, span: SpanRecord) -> None:
+        """The span leaves now, whole: what a long step after it does cannot hold it back."""
+        if not span.ended:
+            span.end_ns = time.time_ns()
+            self.open.pop(span.span_id, None)
+            self.send(("span", span), now=True)
+
+    def end_open(self) -> None:
+        """At shutdown: a run whose run_finished never came (an error in a hook, a stop) still ends its spans."""
+        for span in list(self.open.values()):
+            self.end(span)
+
+    def ensure_root(self, run: RunInfo, state: RunSpans) -> SpanRecord | None:
         if state.root is None and self.traces:
             started_ns = time.time_ns() - int(run.elapsed_ms() * 1_000_000)  # the run began before connecting
             state.root = self.start(
@@ -94,7 +105,7 @@ class Recorder:
         return state.root
 
     def child(self, run: RunInfo, state: RunSpans, name: str, attributes: dict,
-              start_ns: int | None = None) -> SpanRef | None:
+              start_ns: int | None = None) -> SpanRecord | None:
         root = self.ensure_root(run, state)
         return None if root is None else self.start(name, root, attributes, start_ns)
 
@@ -152,7 +163,7 @@ class TelemetryListener(Listener):
     def checks_started(self, rec: Recorder, run: RunInfo, state: RunSpans, phase: str) -> None:
         self._checks_span(rec, run, state, phase)
 
-    def _checks_span(self, rec: Recorder, run: RunInfo, state: RunSpans, phase: str) -> SpanRef | None:
+    def _checks_span(self, rec: Recorder, run: RunInfo, state: RunSpans, phase: str) -> SpanRecord | None:
         span = state.checks.get(phase)
         if span is None:
             span = rec.child(run, state, f"migration.{phase}_checks", {

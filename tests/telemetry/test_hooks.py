@@ -221,3 +221,50 @@ def test_connection_failure_still_gets_a_span(receiver, tmp_path):
     assert message.startswith("pre-check failed: connectivity: cannot connect to postgres://127.0.0.1:")
     assert [r["trace_id"] for r in json_records(result.stderr) if r["event"] == "migration_finish"] == [root.trace_id]
     assert_no_secrets(receiver.bodies_text(), result.stdout, result.stderr)
+
+
+OPEN_AT_SHUTDOWN = textwrap.dedent(
+    """
+    from migrate_wrapper import telemetry
+    from migrate_wrapper.events import RunInfo, StepInfo
+
+    run = RunInfo(command="apply", component="operational", direction="up", dry_run=False, environment="dev",
+                  database="postgres://db.example/app", server_address="db.example", db_namespace="app")
+    listener = telemetry.listener()
+    listener.run_started(run, ["1_a"])
+    listener.step_started(run, StepInfo("1_a", 1, "up"))
+    telemetry.shutdown()  # no step_finished, no run_finished: a hook that never came
+    print(run.trace_id)
+    """
+)
+
+
+def test_spans_still_open_at_shutdown_are_ended_and_exported(receiver):
+    """Spans leave the wrapper once ended; the ones a run never ended are ended at shutdown, not lost."""
+    proc = run_python(OPEN_AT_SHUTDOWN, env=otel_env(receiver.url))
+    assert proc.returncode == 0, proc.stderr
+    spans = receiver.spans()
+    assert sorted(s.name for s in spans) == ["migration.apply", "migration.step"]
+    assert {s.trace_id for s in spans} == {proc.stdout.strip()}
+    assert all(s.end_ns >= s.start_ns > 0 for s in spans)
+
+
+def test_the_exporter_process_is_sent_only_telemetry_variables(monkeypatch):
+    from migrate_wrapper.telemetry.config import telemetry_environment
+
+    monkeypatch.setenv("DB_URL", f"postgres://canary:{CANARY_PASSWORD}@db/app")
+    monkeypatch.setenv("PGPASSWORD", CANARY_PASSWORD)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
+    monkeypatch.setenv("MIGRATE_WRAPPER_TELEMETRY_FLUSH_SECONDS", "2")
+    sent = telemetry_environment()
+    assert sent["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector:4318"
+    assert sent["MIGRATE_WRAPPER_TELEMETRY_FLUSH_SECONDS"] == "2"
+    assert all(k.startswith("OTEL_") or k == "MIGRATE_WRAPPER_TELEMETRY_FLUSH_SECONDS" for k in sent)
+    assert CANARY_PASSWORD not in repr(sent)
+
+
+def test_the_configured_sampler_decides_for_the_whole_trace(receiver):
+    """OTEL_TRACES_SAMPLER is the SDK's own: always_off exports no span of the run, and its metrics still."""
+    ids, spans, proc = run_hooks(receiver, OTEL_TRACES_SAMPLER="always_off")
+    assert spans == []
+    assert [p for p in receiver.points() if p.metric == "migration.runs"]
