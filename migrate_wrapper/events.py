@@ -52,12 +52,43 @@ class RunInfo:
 
 
 @dataclass(frozen=True)
+class RowDelta:
+    """One table whose row count changed, as the row-count post-check saw it."""
+
+    table: str
+    before: int | None  # None: a new table
+    after: int | None  # None: a dropped table
+    delta: int
+    exact: bool  # both counts exact (else one is the planner's estimate)
+    status: str  # changed | lost_rows | dropped | new
+    flagged: bool  # a loss to tell: a dropped table, or lost rows beyond what estimates drift by
+    partitioned: bool = False  # a partitioned parent: its partitions carry the rows (not counted in the totals)
+
+
+@dataclass(frozen=True)
+class RowCounts:
+    deltas: tuple[RowDelta, ...]  # biggest change first
+    total_delta: int
+    rows_changed: int  # sum of |delta| over the tables that hold rows
+    tables_compared: int
+
+
+@dataclass(frozen=True)
 class CheckResult:
     phase: str  # pre | post
     name: str
     status: str  # ok | warn | fail
     reason: str
-    data: dict | None = None
+    data: dict | None = None  # further facts for the JSON log
+    hint: str | None = None  # what to do about a warn or fail
+    rows: RowCounts | None = None  # a check that counted rows (maybe none changed)
+
+    def log_fields(self) -> dict:
+        """The facts of this result as one JSON log record's `checks` entry carries them."""
+        from dataclasses import asdict
+
+        return {**(self.data or {}), **({"hint": self.hint} if self.hint else {}),
+                **(asdict(self.rows) if self.rows is not None else {})}
 
 
 class Listener:

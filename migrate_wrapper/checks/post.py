@@ -4,7 +4,7 @@ snapshots (postgres/snapshot.py); neither touches the database."""
 from __future__ import annotations
 
 from migrate_wrapper.errors import plural
-from migrate_wrapper.events import CheckResult
+from migrate_wrapper.events import CheckResult, RowCounts, RowDelta
 from migrate_wrapper.postgres.snapshot import Snapshot
 
 
@@ -24,7 +24,7 @@ def row_counts(
     fraction of the earlier count (statistics drift between snapshots; 0.0 flags every decrease).
     Partitioned tables are listed but left out of total_delta and rows_changed: their partitions carry the rows.
     """
-    deltas: list[dict] = []
+    deltas: list[RowDelta] = []
     for key in before.counts.keys() | after.counts.keys():
         b, a = before.counts.get(key), after.counts.get(key)
         if a is None:
@@ -37,41 +37,30 @@ def row_counts(
                 continue
             status = "lost_rows" if delta < 0 else "changed"
             flagged = delta < 0 and (exact or -delta > estimate_tolerance * b.rows)
-        deltas.append(
-            {
-                "table": key,
-                "before": b.rows if b else None,
-                "after": a.rows if a else None,
-                "delta": delta,
-                "exact": exact,
-                "status": status,
-                "flagged": flagged,
-                "partitioned": (a or b).partitioned,
-            }
-        )
-    deltas.sort(key=lambda d: (-abs(d["delta"]), _TIE_ORDER[d["status"]], d["table"]))
-    leaf = [d for d in deltas if not d["partitioned"]]
-    total = sum(d["delta"] for d in leaf)
-    changed = sum(abs(d["delta"]) for d in leaf)
-    flagged = [d for d in deltas if d["flagged"]]
-    status = ("fail" if fail_on_row_loss else "warn") if flagged else "ok"
+        deltas.append(RowDelta(key, b.rows if b else None, a.rows if a else None, delta, exact, status, flagged,
+                               (a or b).partitioned))
+    deltas.sort(key=lambda d: (-abs(d.delta), _TIE_ORDER[d.status], d.table))
+    leaf = [d for d in deltas if not d.partitioned]
+    total = sum(d.delta for d in leaf)
+    changed = sum(abs(d.delta) for d in leaf)
+    status = ("fail" if fail_on_row_loss else "warn") if any(d.flagged for d in deltas) else "ok"
     compared = len(before.counts.keys() | after.counts.keys())
     if not deltas:
         reason = f"no row count changes in {plural(compared, 'table')}"
     else:
-        kinds = {s: sum(1 for d in deltas if d["status"] == s) for s in _TIE_ORDER}
+        kinds = {s: sum(1 for d in deltas if d.status == s) for s in _TIE_ORDER}
         parts = [f"{kinds['dropped']} dropped"] if kinds["dropped"] else []
-        lost = sum(1 for d in deltas if d["status"] == "lost_rows" and d["flagged"])
+        lost = sum(1 for d in deltas if d.status == "lost_rows" and d.flagged)
         if lost:
             parts.append(f"{lost} lost rows")
         if kinds["new"]:
             parts.append(f"{kinds['new']} new")
         reason = f"{plural(len(deltas), 'table')} changed" + (f" ({', '.join(parts)})" if parts else "")
         reason += f", net {total:+,} rows"
-        if any(not d["exact"] for d in deltas):
+        if any(not d.exact for d in deltas):
             reason += " (some estimated)"
-    return _result("row_counts", status, reason, deltas=deltas, total_delta=total, rows_changed=changed,
-                   tables_compared=compared)
+    return CheckResult("post", "row_counts", status, reason,
+                       rows=RowCounts(tuple(deltas), total_delta=total, rows_changed=changed, tables_compared=compared))
 
 
 def _split_column(text: str) -> tuple[str, str]:

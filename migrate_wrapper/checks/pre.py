@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     import psycopg
 
 
-def _result(name: str, status: str, reason: str, **data: object) -> CheckResult:
-    return CheckResult(phase="pre", name=name, status=status, reason=reason, data=data or None)
+def _result(name: str, status: str, reason: str, *, hint: str | None = None, **data: object) -> CheckResult:
+    return CheckResult(phase="pre", name=name, status=status, reason=reason, data=data or None, hint=hint)
 
 
 def connectivity(conn: psycopg.Connection) -> CheckResult:
@@ -306,6 +306,5 @@ def run_all(run: RunInfo, listener: Listener, checks: list[CheckResult]) -> list
 
     failed = report(run, listener, "pre", checks)
     if failed:
-        hint = (failed.data or {}).get("hint")
-        raise PreCheckFailed(failed.name, failed.reason, hint=str(hint) if hint else None)
+        raise PreCheckFailed(failed.name, failed.reason, hint=failed.hint)
     return checks

@@ -107,7 +107,7 @@ class LogListener(Listener):
             run, f"migration_{phase}_checks", f"{phase}-checks {worst}",
             level=logging.WARNING if worst != "ok" else logging.INFO,
             result=worst,
-            checks=[{"name": r.name, "status": r.status, "reason": r.reason, **(r.data or {})} for r in results],
+            checks=[{"name": r.name, "status": r.status, "reason": r.reason, **r.log_fields()} for r in results],
         )
 
     def step_started(self, run: RunInfo, step: StepInfo) -> None:

@@ -108,7 +108,7 @@ class ConsoleListener(Listener):
 
     def check(self, run: RunInfo, result: CheckResult) -> None:
         self._print(f"  [{result.status:>4}] {result.phase}-check {result.name}: {result.reason}")
-        if result.name == "row_counts" and result.data:
+        if result.rows is not None:
             for line in render_deltas(result):
                 self._print(f"    {line.strip()}")
 
@@ -157,18 +157,16 @@ _LABELS = {"dropped": "DROPPED", "lost_rows": "LOST ROWS", "new": "new table", "
 
 def render_deltas(result: CheckResult, limit: int = 20) -> list[str]:
     """`  public.orders  10 → 7  (-3)  LOST ROWS` per changed table, biggest change first; "~" marks estimates."""
-    deltas = (result.data or {}).get("deltas") or []
+    deltas = result.rows.deltas if result.rows is not None else ()
     shown = deltas[: max(limit, 0)]
-    width = max((len(d["table"]) for d in shown), default=0)
+    width = max((len(d.table) for d in shown), default=0)
     lines = []
     for d in shown:
-        mark = "" if d["exact"] else "~"
-        before = "—" if d["before"] is None else f"{mark}{d['before']:,}"
-        after = "—" if d["after"] is None else f"{mark}{d['after']:,}"
-        label = _LABELS[d["status"]]
-        if d["status"] == "lost_rows" and not d.get("flagged", True):
-            label = "fewer rows (estimate)"
-        lines.append(f"  {d['table']:<{width}}  {before} → {after}  ({mark}{d['delta']:+,})  {label}".rstrip())
+        mark = "" if d.exact else "~"
+        before = "—" if d.before is None else f"{mark}{d.before:,}"
+        after = "—" if d.after is None else f"{mark}{d.after:,}"
+        label = "fewer rows (estimate)" if d.status == "lost_rows" and not d.flagged else _LABELS[d.status]
+        lines.append(f"  {d.table:<{width}}  {before} → {after}  ({mark}{d.delta:+,})  {label}".rstrip())
     if len(deltas) > len(shown):
         lines.append(f"  … and {plural(len(deltas) - len(shown), 'more table')}")
     return lines

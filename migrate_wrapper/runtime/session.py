@@ -51,7 +51,7 @@ def run_lock(conn: psycopg.Connection, target: Target, st: plan.Status) -> Check
     try:
         locks.acquire(conn, lock_key(target, st), running=st.unfinished_runs[-1] if st.unfinished_runs else None)
     except PreCheckFailed as exc:
-        return CheckResult("pre", "migration_lock", "fail", exc.reason, data={"hint": exc.hint})
+        return CheckResult("pre", "migration_lock", "fail", exc.reason, hint=exc.hint)
     return CheckResult("pre", "run_lock", "ok", "no other migrate-wrapper run on this database; held for this run")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from migrate_wrapper.telemetry.redact import clean
-from migrate_wrapper.events import CheckResult, RunInfo, StepInfo
+from migrate_wrapper.events import RowDelta, RunInfo, StepInfo
 from migrate_wrapper.telemetry.records import RunSpans
 
 
@@ -46,36 +46,15 @@ def attribute_value(value: object) -> Any:
     return None
 
 
-def deltas_of(result: CheckResult) -> list[tuple[str, int, dict[str, Any]]]:
-    """`data["deltas"]`: a list of {"table": …, "delta": …, …} dicts, as the post-checks report row counts.
-
-    Each comes back as (table, delta, the entry's other scalar fields as event attributes)."""
-    entries = (result.data or {}).get("deltas")
-    if not isinstance(entries, list):
-        return []
-    out: list[tuple[str, int, dict[str, Any]]] = []
-    for entry in entries:
-        if not (isinstance(entry, dict) and "table" in entry and "delta" in entry):
-            continue
-        try:
-            delta = int(entry["delta"])
-        except (TypeError, ValueError):
-            continue
-        extra = {f"migration.rows.{k}": v for k, v in entry.items()
-                 if k not in ("table", "delta") and isinstance(k, str) and isinstance(v, bool | int | float)}
-        extra.update({f"migration.rows.{k}": clean(v, 255) for k, v in entry.items()
-                      if k not in ("table", "delta") and isinstance(k, str) and isinstance(v, str)})
-        out.append((str(entry["table"]), delta, extra))
-    return out
-
-
-def rows_changed(result: CheckResult, deltas: list[tuple[str, int, dict[str, Any]]]) -> int:
-    """The result's own `rows_changed` when it gives one, else the sum of |delta| (partitioned parents left out:
-    their partitions carry the rows)."""
-    given = (result.data or {}).get("rows_changed")
-    if isinstance(given, int) and not isinstance(given, bool):
-        return abs(given)
-    return sum(abs(delta) for _, delta, extra in deltas if not extra.get("migration.rows.partitioned"))
+def delta_attributes(delta: RowDelta) -> dict[str, Any]:
+    """One table's row change as a span event's attributes (the table name is the event's db.collection.name)."""
+    attributes: dict[str, Any] = {"migration.rows.status": delta.status, "migration.rows.exact": delta.exact,
+                                  "migration.rows.flagged": delta.flagged, "migration.rows.partitioned": delta.partitioned}
+    if delta.before is not None:
+        attributes["migration.rows.before"] = delta.before
+    if delta.after is not None:
+        attributes["migration.rows.after"] = delta.after
+    return attributes
 
 
 def step_attributes(run: RunInfo, state: RunSpans, step: StepInfo) -> dict[str, Any]:

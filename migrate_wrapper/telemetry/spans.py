@@ -13,7 +13,7 @@ from migrate_wrapper.telemetry.pipe import ExporterProcess
 from migrate_wrapper.telemetry.redact import clean
 from migrate_wrapper.events import CheckResult, Listener, RunInfo, StepInfo
 from migrate_wrapper.telemetry.attributes import (
-    attribute_value, deltas_of, error_events, rows_changed, run_attributes, step_attributes,
+    attribute_value, delta_attributes, error_events, run_attributes, step_attributes,
 )
 from migrate_wrapper.telemetry.records import RunSpans, SpanRecord
 
@@ -189,20 +189,20 @@ class TelemetryListener(Listener):
                 "migration.check.status": result.status,
                 "migration.check.reason": clean(result.reason),
             })
-        deltas = deltas_of(result)
-        for table, delta, extra in deltas:
+        if result.rows is None:
+            return
+        for delta in result.rows.deltas:
             if span is not None:
                 rec.event(span, "migration.rows_changed", {
-                    "db.collection.name": clean(table, 255),
-                    "migration.rows_delta": delta,
+                    "db.collection.name": clean(delta.table, 255),
+                    "migration.rows_delta": delta.delta,
                     "migration.check.name": result.name,
-                    **extra,
+                    **delta_attributes(delta),
                 })
-        if isinstance((result.data or {}).get("deltas"), list):  # this check counted rows (maybe none changed)
-            changed = rows_changed(result, deltas)
-            state.checks_rows[result.phase] = state.checks_rows.get(result.phase, 0) + changed
-            state.rows_changed = (state.rows_changed or 0) + changed
-            rec.record("rows_changed", changed, rec.metric_attributes(run))
+        changed = result.rows.rows_changed  # partitioned parents left out: their partitions carry the rows
+        state.checks_rows[result.phase] = state.checks_rows.get(result.phase, 0) + changed
+        state.rows_changed = (state.rows_changed or 0) + changed
+        rec.record("rows_changed", changed, rec.metric_attributes(run))
 
     @_hook
     def checks_finished(self, rec: Recorder, run: RunInfo, state: RunSpans, phase: str,

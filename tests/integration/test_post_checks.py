@@ -9,11 +9,18 @@ import uuid
 import psycopg
 import pytest
 
+from dataclasses import asdict
+
 from migrate_wrapper.checks import post
 from migrate_wrapper.postgres import snapshot as snapshots
 from migrate_wrapper.output import report
 
 pytestmark = pytest.mark.integration
+
+
+def row_data(result) -> dict:
+    """The row-count check's typed result, as plain data: what the JSON log records carry."""
+    return {**asdict(result.rows), "deltas": [asdict(d) for d in result.rows.deltas]}
 
 
 @pytest.fixture
@@ -38,7 +45,7 @@ def make_table(conn, name: str, rows: int, *, extra: str = "") -> None:
 
 
 def by_table(result) -> dict[str, dict]:
-    return {d["table"]: d for d in result.data["deltas"]}
+    return {d["table"]: d for d in row_data(result)["deltas"]}
 
 
 # --- row counts -------------------------------------------------------------------------------
@@ -54,16 +61,16 @@ def test_delete_is_flagged_warn_and_fail_on_row_loss(conn):
 
     warned = post.row_counts(before, after, fail_on_row_loss=False)
     assert warned.phase == "post" and warned.name == "row_counts" and warned.status == "warn"
-    assert warned.data["deltas"] == [
+    assert row_data(warned)["deltas"] == [
         {"table": "public.orders", "before": 10, "after": 7, "delta": -3, "exact": True, "status": "lost_rows",
          "flagged": True, "partitioned": False},
     ]
-    assert (warned.data["total_delta"], warned.data["rows_changed"]) == (-3, 3)
+    assert (row_data(warned)["total_delta"], row_data(warned)["rows_changed"]) == (-3, 3)
     assert "1 lost rows" in warned.reason and "-3" in warned.reason
     assert report.render_deltas(warned) == ["  public.orders  10 → 7  (-3)  LOST ROWS"]
 
     failed = post.row_counts(before, after, fail_on_row_loss=True)
-    assert failed.status == "fail" and failed.data == warned.data
+    assert failed.status == "fail" and row_data(failed) == row_data(warned)
 
 
 def test_dropped_table_counts_as_lost_rows(conn):
@@ -80,7 +87,7 @@ def test_dropped_table_counts_as_lost_rows(conn):
     assert deltas["public.legacy"] == {"table": "public.legacy", "before": 5, "after": None, "delta": -5,
                                        "exact": True, "status": "dropped", "flagged": True, "partitioned": False}
     assert deltas["public.empty_legacy"]["status"] == "dropped" and deltas["public.empty_legacy"]["flagged"]
-    assert result.data["total_delta"] == -5
+    assert row_data(result)["total_delta"] == -5
     assert "2 dropped" in result.reason
     assert report.render_deltas(result)[0] == "  public.legacy        5 → —  (-5)  DROPPED"
 
@@ -100,7 +107,7 @@ def test_new_tables_and_inserts_are_not_a_loss(conn):
                                                "partitioned": False}
     assert deltas["public.orders"]["status"] == "changed" and deltas["public.orders"]["delta"] == 2
     assert deltas["public.empty_new"]["status"] == "new"
-    assert (result.data["total_delta"], result.data["rows_changed"]) == (6, 6)
+    assert (row_data(result)["total_delta"], row_data(result)["rows_changed"]) == (6, 6)
     lines = report.render_deltas(result)
     assert lines[0].startswith("  public.invoices") and lines[0].endswith("(+4)  new table")
     assert lines[1] == "  public.orders     3 → 5  (+2)"
@@ -111,7 +118,7 @@ def test_unchanged_tables_are_not_listed(conn):
     before = snapshots.snapshot(conn)
     run(conn, "update orders set note = 'changed'")  # rows rewritten, count unchanged
     result = post.row_counts(before, snapshots.snapshot(conn), fail_on_row_loss=True)
-    assert result.status == "ok" and result.data["deltas"] == [] and result.data["total_delta"] == 0
+    assert result.status == "ok" and row_data(result)["deltas"] == [] and row_data(result)["total_delta"] == 0
     assert result.reason == "no row count changes in 1 table"
     assert report.render_deltas(result) == []
 
@@ -124,7 +131,7 @@ def test_deltas_are_ordered_by_size_of_change_dropped_first_among_equals(conn):
         "insert into grows select g, '' from generate_series(2, 11) g", "drop table dropped")
     result = post.row_counts(before, snapshots.snapshot(conn), fail_on_row_loss=False)
 
-    order = [(d["table"], d["delta"], d["status"]) for d in result.data["deltas"]]
+    order = [(d["table"], d["delta"], d["status"]) for d in row_data(result)["deltas"]]
     assert order == [
         ("public.big_loss", -50, "lost_rows"),
         ("public.dropped", -10, "dropped"),
@@ -132,7 +139,7 @@ def test_deltas_are_ordered_by_size_of_change_dropped_first_among_equals(conn):
         ("public.small_loss", -1, "lost_rows"),
     ]
     assert result.status == "warn"
-    assert result.data["total_delta"] == -51 and result.data["rows_changed"] == 71
+    assert row_data(result)["total_delta"] == -51 and row_data(result)["rows_changed"] == 71
     assert result.reason.startswith("4 tables changed (1 dropped, 2 lost rows)")
     assert len(report.render_deltas(result, limit=2)) == 3
     assert report.render_deltas(result, limit=2)[-1] == "  … and 2 more tables"
@@ -153,7 +160,7 @@ def test_partitioned_table_is_the_sum_of_its_partitions_and_counted_once_in_tota
     deltas = by_table(result)
     assert deltas["public.events"]["delta"] == -10 and deltas["public.events"]["partitioned"]
     assert deltas["public.events_2024"]["delta"] == -10
-    assert result.data["total_delta"] == -10  # not -20: the parent's rows are its partitions' rows
+    assert row_data(result)["total_delta"] == -10  # not -20: the parent's rows are its partitions' rows
 
 
 def test_inheritance_parent_counts_only_its_own_rows(conn):
@@ -238,7 +245,7 @@ def test_estimated_deltas_are_labelled(conn):
     before = snapshots.snapshot(conn, exact_threshold_rows=10)
     run(conn, "delete from big where id <= 500", "vacuum analyze big")
     result = post.row_counts(before, snapshots.snapshot(conn, exact_threshold_rows=10), fail_on_row_loss=False)
-    (delta,) = result.data["deltas"]
+    (delta,) = row_data(result)["deltas"]
     assert delta["exact"] is False and delta["status"] == "lost_rows" and delta["delta"] < 0
     assert result.status == "warn" and "estimated" in result.reason
     line = report.render_deltas(result)[0]
@@ -246,7 +253,7 @@ def test_estimated_deltas_are_labelled(conn):
     # A tolerance for statistics drift: a loss within it is listed, not flagged.
     tolerant = post.row_counts(before, snapshots.snapshot(conn, exact_threshold_rows=10), fail_on_row_loss=True,
                                estimate_tolerance=0.9)
-    assert tolerant.status == "ok" and tolerant.data["deltas"][0]["flagged"] is False
+    assert tolerant.status == "ok" and row_data(tolerant)["deltas"][0]["flagged"] is False
 
 
 def test_table_locked_by_someone_else_is_estimated_without_waiting(conn, pg):

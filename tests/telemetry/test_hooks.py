@@ -23,7 +23,7 @@ SCRIPT = textwrap.dedent(
     from migrate_wrapper import telemetry
     from migrate_wrapper.config.dburl import DatabaseUrl
     from migrate_wrapper.errors import ApprovalMissing, MigrationFailed, WindowExceeded
-    from migrate_wrapper.events import CheckResult, Listeners, RunInfo, StepInfo
+    from migrate_wrapper.events import CheckResult, Listeners, RowCounts, RowDelta, RunInfo, StepInfo
 
     PASSWORD = {password!r}
     OTLP_SECRET = {otlp_secret!r}
@@ -62,14 +62,13 @@ SCRIPT = textwrap.dedent(
     listener.step_started(run, B)
     listener.step_finished(run, StepInfo(B.id, B.version, "up", duration_ms=7.25))
     listener.checks_started(run, "post")
-    rows = CheckResult("post", "row_counts", "warn", "orders lost 2 rows",
-                       data={{"deltas": [{{"table": "orders", "delta": -2, "status": "lost_rows"}},
-                                        {{"table": "accounts", "delta": 5}},
-                                        {{"table": "parted", "delta": 100, "partitioned": True}},
-                                        {{"table": "bad"}}, "junk"]}})
+    rows = CheckResult("post", "row_counts", "warn", "orders lost 2 rows", rows=RowCounts((
+        RowDelta("orders", 10, 8, -2, True, "lost_rows", True), RowDelta("accounts", 1, 6, 5, True, "changed", False),
+        RowDelta("parted", 0, 100, 100, True, "changed", False, partitioned=True),
+    ), total_delta=3, rows_changed=7, tables_compared=4))
     listener.check(run, rows)
-    late = CheckResult("post", "late_counts", "ok", "reported only at the end",
-                       data={{"deltas": [{{"table": "events", "delta": 3}}], "rows_changed": 3}})
+    late = CheckResult("post", "late_counts", "ok", "reported only at the end", rows=RowCounts(
+        (RowDelta("events", 0, 3, 3, True, "changed", False),), total_delta=3, rows_changed=3, tables_compared=1))
     listener.checks_finished(run, "post", [rows, late])
     ids["post_checks"] = telemetry.current_ids(run)
     listener.run_finished(run, "ok", None)
