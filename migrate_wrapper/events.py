@@ -14,6 +14,45 @@ LOGGER_NAME = "migrate_wrapper"  # the stdlib logger every record of a run goes 
 
 
 @dataclass(frozen=True)
+class EventKind:
+    """One value of the `event` field of the JSON log records: what it means and how each listener treats it."""
+
+    name: str
+    meaning: str
+    warning: bool = False  # logged at warning level (else info, or as the hook decides: a failed check, an error)
+    shown_elsewhere: bool = False  # in text mode the console report or the CLI's error line already says it
+    on_root_span: bool = False  # a note that is also an event on the run's root span
+
+
+EVENTS: dict[str, EventKind] = {e.name: e for e in (
+    EventKind("migration_start", "a run began: command, database, from and target versions, the plan"),
+    EventKind("migration_pre_checks", "the pre-checks' results (warning level when one warned or failed)",
+              shown_elsewhere=True),
+    EventKind("migration_step_start", "golang-migrate began a step"),
+    EventKind("migration_progress", "a step still running, every MIGRATION_PROGRESS_SECONDS"),
+    EventKind("migration_step_finish", "golang-migrate finished a step, with its duration"),
+    EventKind("migration_post_checks", "the post-checks' results: versions, row deltas, schema summary",
+              shown_elsewhere=True),
+    EventKind("migration_error", "the run's error (error level)", shown_elsewhere=True),
+    EventKind("migration_finish", "a run ended: its outcome and duration"),
+    EventKind("migration_status", "status: version, dirty, applied, pending, drift"),
+    EventKind("migration_drift", "one drift between the files and the database", warning=True),
+    EventKind("migration_noop", "nothing to apply, roll back or repair"),
+    EventKind("migration_state", "the state a stopped or failed run left, proved from the database"),
+    EventKind("migration_interrupted", "Ctrl-C or SIGTERM: the stop sequence began"),
+    EventKind("lock_retry", "a step gave up on a lock (lock_timeout) and is retried"),
+    EventKind("dry_run_file", "a dry run shows one file it would run"),
+    EventKind("rehearsal", "a rehearsal's summary (apply --dry-run --rehearse, measure-window)"),
+    EventKind("rehearsal_phase", "one direction of a rehearsal, timed"),
+    EventKind("approval_granted", "the two-person rule was met", on_root_span=True),
+    EventKind("approval_denied", "the two-person rule was not met", warning=True, on_root_span=True),
+    EventKind("guardrail_exceeded", "the time window was exceeded", warning=True, on_root_span=True),
+    EventKind("audit_write_failed", "the audit row could not be completed (the run's own outcome stands)"),
+    EventKind("telemetry_export_failed", "spans or metrics were not exported, and why", warning=True),
+)}
+
+
+@dataclass(frozen=True)
 class StepInfo:
     id: str  # YYYYMMDDHHMM_slug
     version: int

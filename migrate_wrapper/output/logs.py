@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from migrate_wrapper.events import LOGGER_NAME, CheckResult, Listener, RunInfo, StepInfo
+from migrate_wrapper.events import EVENTS, LOGGER_NAME, CheckResult, Listener, RunInfo, StepInfo
 from migrate_wrapper.output.ticker import StepWatch
 
 log = logging.getLogger(LOGGER_NAME)
@@ -25,7 +25,7 @@ def _no_spans(run: RunInfo) -> tuple[str | None, str | None]:
 
 
 # Said on stdout by the console report or by the CLI's final error line already; text mode does not repeat them.
-_SHOWN_ELSEWHERE = {"migration_error", "migration_pre_checks", "migration_post_checks"}
+_SHOWN_ELSEWHERE = frozenset(e.name for e in EVENTS.values() if e.shown_elsewhere)
 
 
 class _TextFormatter(logging.Formatter):
@@ -122,7 +122,8 @@ class LogListener(Listener):
         )
 
     def note(self, run: RunInfo, event: str, message: str, **data: object) -> None:
-        level = logging.WARNING if event in _WARNING_NOTES else logging.INFO
+        kind = EVENTS.get(event)
+        level = logging.WARNING if kind is not None and kind.warning else logging.INFO
         self._emit(run, event, message, level=level, **data)
 
     def run_finished(self, run: RunInfo, outcome: str, error: BaseException | None) -> None:
@@ -138,5 +139,3 @@ class LogListener(Listener):
             duration_ms=duration, target=run.target,
         )
 
-
-_WARNING_NOTES = {"approval_denied", "guardrail_exceeded", "telemetry_export_failed", "migration_drift"}

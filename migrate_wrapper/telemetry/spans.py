@@ -11,7 +11,7 @@ from typing import Any
 from migrate_wrapper.telemetry.config import Config, flush_seconds
 from migrate_wrapper.telemetry.pipe import ExporterProcess
 from migrate_wrapper.telemetry.redact import clean
-from migrate_wrapper.events import CheckResult, Listener, RunInfo, StepInfo
+from migrate_wrapper.events import EVENTS, CheckResult, Listener, RunInfo, StepInfo
 from migrate_wrapper.telemetry.attributes import (
     attribute_value, delta_attributes, error_events, run_attributes, step_attributes,
 )
@@ -28,7 +28,7 @@ OUTCOME_METRIC = {
     "guardrail": "guardrail",
 }
 # `note()` events that become events on the run's root span.
-ROOT_NOTE_EVENTS = frozenset({"approval_granted", "approval_denied", "guardrail_exceeded"})
+ROOT_NOTE_EVENTS = frozenset(e.name for e in EVENTS.values() if e.on_root_span)
 
 
 class Recorder:

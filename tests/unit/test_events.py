@@ -1,0 +1,49 @@
+"""The event table in events.py is the one list of `event` values: every name the code emits is in it, and the
+README's table says the same (names and meanings)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import migrate_wrapper
+from migrate_wrapper.errors import ApprovalMissing, Interrupted, PreCheckFailed, UsageError, WindowExceeded, outcome_of
+from migrate_wrapper.events import EVENTS
+from migrate_wrapper.telemetry import EXPORT_FAILED_EVENT
+
+PACKAGE = Path(migrate_wrapper.__file__).parent
+README = PACKAGE.parent / "README.md"
+# note(run, "name", …), self._emit(run, "name", …) and the checks records' f"migration_{phase}_checks"
+_EMITTED = re.compile(r"(?:\.note|_emit)\(\s*[\w.]+,\s*f?\"([a-z_{}]+)\"")
+
+
+def _emitted() -> set[str]:
+    names: set[str] = set()
+    for path in PACKAGE.rglob("*.py"):
+        for name in _EMITTED.findall(path.read_text(encoding="utf-8")):
+            names |= {name.replace("{phase}", p) for p in ("pre", "post")} if "{phase}" in name else {name}
+    return names | {EXPORT_FAILED_EVENT}
+
+
+def test_every_emitted_event_is_in_the_table():
+    emitted = _emitted()
+    assert len(emitted) > 15  # the pattern still finds the calls
+    assert emitted - EVENTS.keys() == set()
+
+
+def test_the_table_lists_no_event_nobody_emits():
+    assert EVENTS.keys() - _emitted() == set()
+
+
+def test_the_readme_lists_every_event_with_its_meaning():
+    text = README.read_text(encoding="utf-8")
+    for event in EVENTS.values():
+        assert f"| `{event.name}` | {event.meaning}" in text, event.name
+
+
+def test_the_readme_lists_every_outcome():
+    errors = [None, UsageError("x"), ApprovalMissing("x"), PreCheckFailed("c", "r"), WindowExceeded("x"),
+              Interrupted("x"), RuntimeError("x"), KeyboardInterrupt()]
+    outcomes = {outcome_of(e) for e in errors} | {"noop", "dry_run"}
+    text = README.read_text(encoding="utf-8")
+    assert all(f"| `{outcome}` |" in text for outcome in outcomes), outcomes
