@@ -47,6 +47,7 @@ EVENTS: dict[str, EventKind] = {e.name: e for e in (
     EventKind("approval_granted", "the two-person rule was met", on_root_span=True),
     EventKind("approval_denied", "the two-person rule was not met", warning=True, on_root_span=True),
     EventKind("guardrail_exceeded", "the time window was exceeded", warning=True, on_root_span=True),
+    EventKind("scratch_drop_failed", "a throwaway database could not be dropped: drop it by hand", warning=True),
     EventKind("audit_write_failed", "the audit row could not be completed (the run's own outcome stands)"),
     EventKind("telemetry_export_failed", "spans or metrics were not exported, and why", warning=True),
 )}

@@ -13,14 +13,16 @@ from migrate_wrapper.telemetry import EXPORT_FAILED_EVENT
 
 PACKAGE = Path(migrate_wrapper.__file__).parent
 README = PACKAGE.parent / "README.md"
-# note(run, "name", …), self._emit(run, "name", …) and the checks records' f"migration_{phase}_checks"
-_EMITTED = re.compile(r"(?:\.note|_emit)\(\s*[\w.]+,\s*f?\"([a-z_{}]+)\"")
+# note(run, "name", …), self._emit(run, "name", …) (the checks records: f"migration_{phase}_checks"), and a
+# stdlib record's extra={"event": "name", …}
+_EMITTED = re.compile(r"(?:\.note|_emit)\(\s*[\w.]+,\s*f?\"([a-z_{}]+)\"|\"event\": \"([a-z_]+)\"")
 
 
 def _emitted() -> set[str]:
     names: set[str] = set()
     for path in PACKAGE.rglob("*.py"):
-        for name in _EMITTED.findall(path.read_text(encoding="utf-8")):
+        for found in _EMITTED.findall(path.read_text(encoding="utf-8")):
+            name = found[0] or found[1]
             names |= {name.replace("{phase}", p) for p in ("pre", "post")} if "{phase}" in name else {name}
     return names | {EXPORT_FAILED_EVENT}
 
