@@ -143,6 +143,30 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
     return result
 
 
+def invoke(*args: str, env: dict[str, str] | None = None, root: Path = ROOT) -> Result:
+    """The CLI in this process (Typer's CliRunner), for what crosses no process boundary: usage, configuration and
+    refusals. The same environment as run_cli's child and the same house rules; an unexpected exception is raised,
+    not turned into an exit code. What a run leaves in the process (the environment, the log handlers, the project
+    file's cache) is put back, as a fresh process would have it."""
+    import logging
+    from unittest import mock
+
+    from typer.testing import CliRunner
+
+    from migrate_wrapper.cli.main import app
+    from migrate_wrapper.config import components
+    from migrate_wrapper.events import LOGGER_NAME
+
+    components._load.cache_clear()
+    with mock.patch.dict(os.environ, child_env(env, root=root), clear=True):
+        outcome = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    logging.getLogger(LOGGER_NAME).handlers.clear()
+    result = Result(outcome.exit_code, outcome.stdout, outcome.stderr)
+    assert "Traceback" not in result.output, result.output
+    assert not any(form in result.output for form in CANARY_FORMS), result.output
+    return result
+
+
 def migration_files(*specs: tuple[str, str, str]) -> dict[str, str]:
     """(id, up SQL, down SQL) triples as the {file name: body} a `project` folder takes."""
     out = {}

@@ -6,7 +6,7 @@ from typing import Callable
 
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, invoke
 
 pytestmark = [pytest.mark.integration]
 
@@ -113,12 +113,12 @@ def setting(ctx, line: bytes):
 
 def up_only_applied(ctx):
     ctx.files({"202601010000_a.up.sql": GOOD_UP})  # golang-migrate applies it; no rollback may cross it
-    assert run_cli("apply", "-c", "operational", "--env", str(ctx.dbs.env_file), "--yes", root=ctx.root).returncode == 0
+    assert invoke("apply", "-c", "operational", "--env", str(ctx.dbs.env_file), "--yes", root=ctx.root).returncode == 0
     return rollback(ctx, "202601010000_a")
 
 
 def applied_then(ctx, args):
-    assert run_cli("apply", "-c", "operational", "--env", str(ctx.dbs.env_file), "--yes").returncode == 0
+    assert invoke("apply", "-c", "operational", "--env", str(ctx.dbs.env_file), "--yes").returncode == 0
     return args
 
 
@@ -207,7 +207,7 @@ def test_hostile_input(migrate_bin, dbs, project, tmp_path, fault, case):
     ctx = Ctx(dbs, project, tmp_path)
     args = case.prepare(ctx)
     before = dbs.server.dump_schema(dbs.operational)
-    result = run_cli(*args, root=ctx.root, env=ctx.env)
+    result = invoke(*args, root=ctx.root, env=ctx.env)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     fault.observed(f"exit {result.returncode}: {errors[-1] if errors else result.stderr[-100:]}")
     assert result.returncode == case.code, result.output
@@ -228,7 +228,7 @@ def test_awkward_but_valid_files_apply(migrate_bin, dbs, project, fault):
     (folder / "202601010100_empty.down.sql").write_bytes(b"")
     (folder / "202601010200_huge.up.sql").write_bytes(huge)
     (folder / "202601010200_huge.down.sql").write_bytes(b"drop table big;\n")
-    result = run_cli("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes", root=root)
+    result = invoke("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes", root=root)
     fault.observed(f"exit {result.returncode}; huge file {len(huge) // 1024} KiB")
     assert result.returncode == 0, result.output
     assert dbs.server.psql(dbs.operational, "select count(*) from big") == "20000"
@@ -237,7 +237,7 @@ def test_awkward_but_valid_files_apply(migrate_bin, dbs, project, fault):
 
 @pytest.mark.faults(scenario="PG* variables that crash lib/pq", expected="ignored; apply works")
 def test_libpq_hazard_variables_are_ignored(migrate_bin, dbs, fault):
-    result = run_cli("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes",
+    result = invoke("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes",
                      env={"PGSERVICE": "nonexistent", "PGHOSTADDR": "10.255.255.1", "PGSSLCRL": "/nonexistent"})
     fault.observed(f"exit {result.returncode}")
     assert result.returncode == 0, result.output

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, child_env, run_cli
+from tests.conftest import ROOT, child_env, invoke
 
 pytestmark = pytest.mark.integration
 
@@ -27,13 +27,13 @@ def one_error_line(result):
 
 
 def test_missing_env_file(tmp_path):
-    result = run_cli("status", "-c", "operational", "--env", str(tmp_path / "missing.env"))
+    result = invoke("status", "-c", "operational", "--env", str(tmp_path / "missing.env"))
     assert result.returncode == 2
     assert "does not exist" in one_error_line(result)
 
 
 def test_unknown_component(dbs):
-    result = run_cli("apply", "-c", "billing", "--env", str(dbs.env_file), "--yes")
+    result = invoke("apply", "-c", "billing", "--env", str(dbs.env_file), "--yes")
     assert result.returncode == 2
     assert "unknown component 'billing'" in one_error_line(result)
 
@@ -41,7 +41,7 @@ def test_unknown_component(dbs):
 def test_component_from_the_selector(migrate_bin, dbs):
     with dbs.env_file.open("a") as f:
         f.write("MIGRATION_COMPONENT=analytics\n")
-    result = run_cli("status", "--env", str(dbs.env_file), "--format", "json")
+    result = invoke("status", "--env", str(dbs.env_file), "--format", "json")
     assert result.returncode == 0, result.output
     assert [c["component"] for c in json.loads(result.stdout)["components"]] == ["analytics"]
 
@@ -49,7 +49,7 @@ def test_component_from_the_selector(migrate_bin, dbs):
 def test_all_with_a_missing_url_runs_nothing(migrate_bin, dbs):
     text = dbs.env_file.read_text()
     dbs.env_file.write_text("\n".join(l for l in text.splitlines() if not l.startswith("ANALYTICS_URL")) + "\n")
-    result = run_cli("apply", "-c", "all", "--env", str(dbs.env_file), "--yes")
+    result = invoke("apply", "-c", "all", "--env", str(dbs.env_file), "--yes")
     assert result.returncode == 2
     assert "ANALYTICS_URL is not set" in one_error_line(result)
     assert untouched(dbs)
@@ -58,7 +58,7 @@ def test_all_with_a_missing_url_runs_nothing(migrate_bin, dbs):
 def test_malformed_env_line(dbs):
     with dbs.env_file.open("a") as f:
         f.write("this line is wrong\n")
-    result = run_cli("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes")
+    result = invoke("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes")
     assert result.returncode == 2
     assert "cannot parse this line" in one_error_line(result)
     assert untouched(dbs)
@@ -73,9 +73,9 @@ def test_malformed_env_line(dbs):
     ],
 )
 def test_rollback_refuses_bad_versions(migrate_bin, dbs, version, message):
-    assert run_cli("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes").returncode == 0
+    assert invoke("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes").returncode == 0
     before = dbs.server.dump_schema(dbs.operational)
-    result = run_cli("rollback", "-c", "operational", "--env", str(dbs.env_file), "--version", version, "--yes")
+    result = invoke("rollback", "-c", "operational", "--env", str(dbs.env_file), "--version", version, "--yes")
     assert result.returncode == 2
     assert message in one_error_line(result)
     assert dbs.server.dump_schema(dbs.operational) == before
@@ -83,14 +83,14 @@ def test_rollback_refuses_bad_versions(migrate_bin, dbs, version, message):
 
 
 def test_rollback_of_all_components_is_refused(dbs):
-    result = run_cli("rollback", "-c", "all", "--env", str(dbs.env_file), "--version", UP, "--yes")
+    result = invoke("rollback", "-c", "all", "--env", str(dbs.env_file), "--version", UP, "--yes")
     assert result.returncode == 2
     assert "rollback takes one component" in one_error_line(result)
 
 
 def test_wrong_password_is_a_connectivity_failure_without_the_password(migrate_bin, dbs):
     dbs.env_file.write_text(f"DB_URL={dbs.server.url(dbs.operational, user='canary', password='Canary-Pw-wrong')}\n")
-    result = run_cli("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes")
+    result = invoke("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes")
     assert result.returncode == 3
     line = one_error_line(result)
     assert line.startswith("error: pre-check failed: connectivity: cannot connect to postgres://canary:***@127.0.0.1")
@@ -101,14 +101,14 @@ def test_migrate_bin_that_is_not_golang_migrate(dbs, tmp_path):
     fake = tmp_path / "migrate"
     fake.write_text("#!/bin/sh\necho 'hello'\n")
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    result = run_cli("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes", env={"MIGRATE_BIN": str(fake)})
+    result = invoke("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes", env={"MIGRATE_BIN": str(fake)})
     assert result.returncode == 2
     assert "is not golang-migrate" in one_error_line(result)
     assert untouched(dbs)
 
 
 def test_migrate_bin_missing(dbs, tmp_path):
-    result = run_cli("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes",
+    result = invoke("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes",
                      env={"MIGRATE_BIN": str(tmp_path / "nope")})
     assert result.returncode == 2
     assert "is not an executable file" in one_error_line(result)
@@ -121,25 +121,25 @@ def test_failing_migration_is_one_clear_line_and_leaves_dirty(migrate_bin, dbs, 
         "202601010100_bad.up.sql": "-- boom\ncreate table c(id int);\nselect * from nonexist;\n",
         "202601010100_bad.down.sql": "drop table c;\n",
     }})
-    result = run_cli("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes", root=root)
+    result = invoke("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes", root=root)
     assert result.returncode == 1
     line = one_error_line(result)
     assert "202601010100_bad failed: relation \"nonexist\" does not exist" in line
     assert "(line 3)" in line and "version 202601010100_bad (dirty)" in line
     assert "create table c" not in result.stderr.split("error: ")[-1]  # no file dump
     # The next run refuses with the dirty pre-check and the recovery command.
-    again = run_cli("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes", root=root)
+    again = invoke("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes", root=root)
     assert again.returncode == 3
     assert "pre-check failed: dirty: database is dirty at version 202601010100" in one_error_line(again)
     assert "repair.sh --component operational" in again.stderr and "force 202601010000" in again.stderr
 
 
 def test_missing_migrations_folder_or_project_file(dbs, tmp_path):
-    result = run_cli("status", "-c", "operational", "--env", str(dbs.env_file), root=tmp_path)
+    result = invoke("status", "-c", "operational", "--env", str(dbs.env_file), root=tmp_path)
     assert result.returncode == 2
     assert "migrate-wrapper.toml does not exist" in one_error_line(result)
     shutil.copy(ROOT / "migrate-wrapper.toml", tmp_path / "migrate-wrapper.toml")  # declares folders not there
-    result = run_cli("status", "-c", "operational", "--env", str(dbs.env_file), root=tmp_path)
+    result = invoke("status", "-c", "operational", "--env", str(dbs.env_file), root=tmp_path)
     assert result.returncode == 2
     assert "components.operational.migrations: db/migrations/operational is not a directory" in one_error_line(result)
 
@@ -147,7 +147,7 @@ def test_missing_migrations_folder_or_project_file(dbs, tmp_path):
 
 
 def test_help_documents_exit_codes():
-    result = run_cli("--help")
+    result = invoke("--help")
     assert result.returncode == 0
     text = " ".join(result.stdout.split())  # the help wraps lines anywhere
     assert "3 pre-check failed" in text and "5 time window exceeded" in text and "130 interrupted" in text

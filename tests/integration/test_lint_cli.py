@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, invoke
 
 CLASSIFICATION = """\
 components:
@@ -73,7 +73,7 @@ def write(root: Path, files: dict[str, str]) -> None:
 
 
 def lint_json(root: Path, *args: str) -> tuple[int, dict]:
-    result = run_cli("lint", "--format", "json", *args, root=root)
+    result = invoke("lint", "--format", "json", *args, root=root)
     return result.returncode, json.loads(result.stdout)
 
 
@@ -82,7 +82,7 @@ def error_lines(result) -> list[str]:
 
 
 def test_the_shipped_migrations_lint_clean():
-    result = run_cli("lint")
+    result = invoke("lint")
     assert result.returncode == 0, result.output
     assert " 0 error(s)" in result.stdout
     assert result.stderr == ""
@@ -91,7 +91,7 @@ def test_the_shipped_migrations_lint_clean():
 def test_errors_exit_1_grouped_by_file_with_one_error_line(make):
     root = make({**ACCOUNTS, "202611020900_drop_email.up.sql": "-- drop\nALTER TABLE accounts DROP COLUMN email;\n",
                  "202611020900_drop_email.down.sql": "ALTER TABLE accounts ADD COLUMN email text;\n"})
-    result = run_cli("lint", root=root)
+    result = invoke("lint", root=root)
     assert result.returncode == 1
     assert error_lines(result) == ["error: lint found 1 error(s) in 1 file(s) and 1 warning(s)"]
     lines = result.stdout.splitlines()
@@ -116,7 +116,7 @@ def test_json_document_shape(make):
     root = make({**ACCOUNTS, **INDEX, **add_phone("202611060900"),
                  "202611070900_index_accounts_phone.up.sql": "CREATE INDEX accounts_phone_idx ON accounts (phone);\n",
                  "202611070900_index_accounts_phone.down.sql": "DROP INDEX accounts_phone_idx;\n"})
-    result = run_cli("lint", "--format", "json", "--component", "operational", root=root)
+    result = invoke("lint", "--format", "json", "--component", "operational", root=root)
     assert result.returncode == 1
     document = json.loads(result.stdout)  # stdout holds the document alone, also on failure
     assert list(document) == ["ok", "errors", "warnings", "components", "files_checked", "base", "findings"]
@@ -154,11 +154,11 @@ def test_a_malformed_classification_file_is_an_error(make):
 def test_usage_errors_exit_2(make, tmp_path):
     root = make(ACCOUNTS)
     for args in (["--component", "billing"], ["--base", "nope"]):
-        result = run_cli("lint", *args, root=root)
+        result = invoke("lint", *args, root=root)
         assert result.returncode == 2, result.output
         assert len(error_lines(result)) == 1
     (root / ".squawk.toml").unlink()
-    result = run_cli("lint", root=root)
+    result = invoke("lint", root=root)
     assert result.returncode == 2 and ".squawk.toml does not exist" in error_lines(result)[0]
 
 
@@ -205,7 +205,7 @@ def test_committed_changes_on_the_branch_count_too(make):
     root = repository(make({**ACCOUNTS, **INDEX}))
     (root / "db" / "migrations" / "operational" / "202611050900_index_accounts_email.down.sql").unlink()
     git(root, "commit", "-q", "-am", "remove a down file")
-    result = run_cli("lint", root=root)
+    result = invoke("lint", root=root)
     assert result.returncode == 1
     assert "exists on merge-base(HEAD, main) but not here" in result.stdout
     assert "202611050900_index_accounts_email.down.sql" in result.stdout  # the change to history is the error
@@ -214,11 +214,11 @@ def test_committed_changes_on_the_branch_count_too(make):
 def test_without_main_the_base_rules_are_skipped_with_a_warning(make):
     root = repository(make({**ACCOUNTS, **INDEX}), branch="trunk")
     write(root, {"202611020900_late.up.sql": "SELECT 1;\n", "202611020900_late.down.sql": "SELECT 1;\n"})
-    result = run_cli("lint", root=root)
+    result = invoke("lint", root=root)
     assert result.returncode == 0, result.output
     assert "base-unavailable: base rules skipped: no merge base of HEAD with main or origin/main" in result.stdout
     assert "without base rules" in result.stdout.splitlines()[-1]
-    assert run_cli("lint", "--base", "trunk", root=root).returncode == 1  # the same file, against a base
+    assert invoke("lint", "--base", "trunk", root=root).returncode == 1  # the same file, against a base
 
 
 ADOPTED = {  # a history written for another project: its own ids, a drop without annotation, up-only files
@@ -232,18 +232,18 @@ ADOPTED = {  # a history written for another project: its own ids, a drop withou
 
 def test_an_adopted_history_is_not_judged_again_only_what_a_change_adds(make):
     root = repository(make(ADOPTED, classified=False))
-    clean = run_cli("lint", "-c", "operational", root=root)
+    clean = invoke("lint", "-c", "operational", root=root)
     assert clean.returncode == 0, clean.stdout  # history on the base: not re-judged
-    audit = run_cli("lint", "-c", "operational", "--all", root=root)
+    audit = invoke("lint", "-c", "operational", "--all", root=root)
     assert audit.returncode == 1
     for finding in ("1_create_tables.up.sql", "2_drop_name.up.sql", "10_index has no down file"):
         assert finding in audit.stdout, audit.stdout
     write(root, {"11_drop_people.up.sql": "DROP TABLE people;\n", "11_drop_people.down.sql": "SELECT 1;\n"})
-    added = run_cli("lint", "-c", "operational", root=root)
+    added = invoke("lint", "-c", "operational", root=root)
     assert added.returncode == 1
     assert "11_drop_people" in added.stdout and "2_drop_name" not in added.stdout
     write(root, {"10_index.down.sql": "DROP TABLE people;\n"})  # a new file for a version already on the base
-    assert "10_index.down.sql" in run_cli("lint", "-c", "operational", root=root).stdout
+    assert "10_index.down.sql" in invoke("lint", "-c", "operational", root=root).stdout
 
 
 def test_concurrently_advice_never_contradicts_the_files_own_transaction(make):
@@ -268,8 +268,8 @@ def test_concurrently_advice_never_contradicts_the_files_own_transaction(make):
 def test_the_house_naming_rule_is_the_projects_setting(make):
     root = repository(make(ACCOUNTS, classified=False))
     write(root, {"300000000001_next.up.sql": "SELECT 1;\n", "300000000001_next.down.sql": "SELECT 1;\n"})
-    assert "not a real date and time" in run_cli("lint", "-c", "operational", root=root).stdout
+    assert "not a real date and time" in invoke("lint", "-c", "operational", root=root).stdout
     project_file = root / "migrate-wrapper.toml"
     project_file.write_text(project_file.read_text().replace('names = "house"', 'names = "golang-migrate"'))
-    result = run_cli("lint", "-c", "operational", root=root)
+    result = invoke("lint", "-c", "operational", root=root)
     assert result.returncode == 0, result.stdout  # any id golang-migrate accepts
