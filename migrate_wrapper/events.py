@@ -33,6 +33,7 @@ EVENTS: dict[str, EventKind] = {e.name: e for e in (
     EventKind("migration_step_finish", "golang-migrate finished a step, with its duration"),
     EventKind("migration_post_checks", "the post-checks' results: versions, row deltas, schema summary",
               shown_elsewhere=True),
+    EventKind("migration_smoke_checks", "smoke-test's checks: schema against the migrations, smoke queries"),
     EventKind("migration_error", "the run's error (error level)", shown_elsewhere=True),
     EventKind("migration_finish", "a run ended: its outcome and duration"),
     EventKind("migration_status", "status: version, dirty, applied, pending, drift"),

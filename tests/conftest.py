@@ -120,6 +120,18 @@ class Result:
         return self.stdout + self.stderr
 
 
+def error_line(output: Result | str) -> str:
+    """The last `error: …` line of a run's stderr (a Result, or the text of a process the test spawned)."""
+    text = output.stderr if isinstance(output, Result) else output
+    return [line for line in text.splitlines() if line.startswith("error: ")][-1]
+
+
+def version(dbs: Databases, component: str = "operational") -> str:
+    """golang-migrate's version row of a component's database: `5`, `5 dirty`, or empty (no row)."""
+    return dbs.server.psql(getattr(dbs, component),
+                           "select version::text || case when dirty then ' dirty' else '' end from schema_migrations")
+
+
 def child_env(extra: dict[str, str] | None = None, *, root: Path = ROOT) -> dict[str, str]:
     """The environment every CLI child gets: none of the caller's DB, MIGRATION_ or OTEL_ settings (the env files
     and `extra` say what a test needs), this project's golang-migrate unless the caller's MIGRATE_BIN says otherwise."""

@@ -24,10 +24,6 @@ def finish(proc, timeout=60):
     return proc.returncode, out, err
 
 
-def error_line(err):
-    return [l for l in err.splitlines() if l.startswith("error: ")][-1]
-
-
 def migrate_children(proc):
     """The golang-migrate process(es) the wrapper runs right now."""
     pids = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
@@ -53,6 +49,3 @@ def wait_for_sleep(dbs, timeout=30, pattern="%pg_sleep%"):
             time.sleep(0.05)
     raise AssertionError("golang-migrate never reached the slow step")
 
-
-def version(dbs):
-    return dbs.server.psql(dbs.operational, "select version::text || case when dirty then ' dirty' else '' end from schema_migrations")

@@ -12,8 +12,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import migration_files as files, ROOT, child_env, run_cli
-from tests.faults.runs import error_line, finish, spawn, version, wait_for_sleep
+from tests.conftest import ROOT, child_env, error_line, migration_files as files, run_cli, version
+from tests.faults.runs import finish, spawn, wait_for_sleep
 
 pytestmark = [pytest.mark.integration]
 

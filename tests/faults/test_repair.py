@@ -3,7 +3,7 @@ refused with the difference shown."""
 
 import pytest
 
-from tests.conftest import migration_files as files, run_cli
+from tests.conftest import error_line, migration_files as files, run_cli, version
 
 pytestmark = [pytest.mark.integration]
 
@@ -25,23 +25,15 @@ def repair(dbs, root, env=None):
     return cli(dbs, root, "repair", "--yes", env={"MIGRATION_SCRATCH_URL": dbs.server.url("postgres"), **(env or {})})
 
 
-def state(dbs):
-    return dbs.server.psql(dbs.operational, "select version::text || case when dirty then ' dirty' else '' end from schema_migrations")
-
-
-def error_line(result):
-    return [l for l in result.stderr.splitlines() if l.startswith("error: ")][-1]
-
-
 @pytest.mark.faults(scenario="repair after a failed atomic step", expected="marked clean at the previous version")
 def test_repair_marks_previous_version_when_the_step_rolled_back(migrate_bin, dbs, project, fault):
     root = project({"operational": files(A, B_FAILS)})
     assert cli(dbs, root, "apply", "--yes").returncode == 1
-    assert state(dbs) == "202601010100 dirty"
+    assert version(dbs) == "202601010100 dirty"
     result = repair(dbs, root)
-    fault.observed(f"exit {result.returncode}; now {state(dbs)}")
+    fault.observed(f"exit {result.returncode}; now {version(dbs)}")
     assert result.returncode == 0, result.output
-    assert state(dbs) == "202601010000"
+    assert version(dbs) == "202601010000"
     rows = dbs.server.psql(dbs.operational, "select direction || ':' || outcome || ':' || to_version from "
                            "migration_meta.migration_audit order by started_at")
     assert rows.splitlines()[-1] == "repair:ok:202601010000_a"
@@ -53,9 +45,9 @@ def test_repair_marks_the_dirty_version_when_its_changes_are_there(migrate_bin, 
     assert cli(dbs, root, "apply", "--yes").returncode == 0
     dbs.server.psql(dbs.operational, "update schema_migrations set dirty = true")  # as if killed after COMMIT
     result = repair(dbs, root)
-    fault.observed(f"exit {result.returncode}; now {state(dbs)}")
+    fault.observed(f"exit {result.returncode}; now {version(dbs)}")
     assert result.returncode == 0, result.output
-    assert state(dbs) == "202601010100"
+    assert version(dbs) == "202601010100"
 
 
 @pytest.mark.faults(scenario="repair after partial changes (own COMMIT)", expected="refused, exit 1, diff shown")
@@ -69,7 +61,7 @@ def test_repair_refuses_partial_changes_and_shows_them(migrate_bin, dbs, project
     assert "not repaired: the live schema matches none of" in error_line(result)
     assert "b1" in result.stdout and result.stdout.count("\n+") >= 1
     assert "migrations up to 202601010000_a (the closest)" in result.stdout  # the diff is against the nearest
-    assert state(dbs) == "202601010100 dirty"
+    assert version(dbs) == "202601010100 dirty"
 
 
 @pytest.mark.faults(scenario="repair of a data-only step", expected="ledger + atomic file decide: previous version")
@@ -77,9 +69,9 @@ def test_repair_uses_the_ledger_when_the_schema_cannot_tell(migrate_bin, dbs, pr
     root = project({"operational": files(A, B_DATA)})
     assert cli(dbs, root, "apply", "--yes").returncode == 1
     result = repair(dbs, root)
-    fault.observed(f"exit {result.returncode}; now {state(dbs)}")
+    fault.observed(f"exit {result.returncode}; now {version(dbs)}")
     assert result.returncode == 0, result.output
-    assert state(dbs) == "202601010000"
+    assert version(dbs) == "202601010000"
 
 
 def test_repair_of_a_clean_database_is_a_noop(migrate_bin, dbs, project):
@@ -94,4 +86,4 @@ def test_repair_in_production_needs_approval(migrate_bin, dbs, project):
     assert cli(dbs, root, "apply", "--yes").returncode == 1
     result = repair(dbs, root, env={"MIGRATION_ENVIRONMENT": "production"})
     assert result.returncode == 4
-    assert state(dbs) == "202601010100 dirty"
+    assert version(dbs) == "202601010100 dirty"

@@ -15,8 +15,8 @@ import pytest
 
 from migrate_wrapper.postgres.locks import advisory_lock_key
 from migrate_wrapper.config.dburl import DatabaseUrl
-from tests.conftest import ROOT, migration_files as files, run_cli
-from tests.faults.runs import error_line, finish, migrate_children, spawn, version, wait_for_sleep
+from tests.conftest import ROOT, error_line, migration_files as files, run_cli, version
+from tests.faults.runs import finish, migrate_children, spawn, wait_for_sleep
 
 pytestmark = [pytest.mark.integration]
 

@@ -7,7 +7,7 @@ import time
 import psycopg
 import pytest
 
-from tests.conftest import migration_files as files, run_cli
+from tests.conftest import error_line, migration_files as files, run_cli, version
 
 pytestmark = pytest.mark.integration
 
@@ -25,14 +25,6 @@ def apply(dbs, root, *extra, env=None):
 
 def events(result, name):
     return [json.loads(l) for l in result.stderr.splitlines() if f'"event": "{name}"' in l]
-
-
-def error_line(result):
-    return [l for l in result.stderr.splitlines() if l.startswith("error: ")][-1]
-
-
-def version(dbs):
-    return dbs.server.psql(dbs.operational, "select version::text || case when dirty then ' dirty' else '' end from schema_migrations")
 
 
 @pytest.fixture

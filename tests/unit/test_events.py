@@ -18,12 +18,18 @@ README = PACKAGE.parent / "README.md"
 _EMITTED = re.compile(r"(?:\.note|_emit)\(\s*[\w.]+,\s*f?\"([a-z_{}]+)\"|\"event\": \"([a-z_]+)\"")
 
 
+_PHASE = re.compile(r"(?:checks_started\(run, |report\(run, listener, )\"([a-z]+)\"")  # the check phases
+
+
 def _emitted() -> set[str]:
+    sources = [path.read_text(encoding="utf-8") for path in PACKAGE.rglob("*.py")]
+    phases = {phase for text in sources for phase in _PHASE.findall(text)}
+    assert {"pre", "post", "smoke"} <= phases
     names: set[str] = set()
-    for path in PACKAGE.rglob("*.py"):
-        for found in _EMITTED.findall(path.read_text(encoding="utf-8")):
+    for text in sources:
+        for found in _EMITTED.findall(text):
             name = found[0] or found[1]
-            names |= {name.replace("{phase}", p) for p in ("pre", "post")} if "{phase}" in name else {name}
+            names |= {name.replace("{phase}", p) for p in phases} if "{phase}" in name else {name}
     return names | {EXPORT_FAILED_EVENT}
 
 
