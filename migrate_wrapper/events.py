@@ -1,6 +1,8 @@
 """What happens during a run, as a small set of callbacks that the console, the JSON log and the tracer listen to.
 
-Verbs call these hooks; they never print, log or trace by themselves. Each listener gets read-only data.
+Verbs call these hooks; they never print, log or trace by themselves. RunInfo is the run's own record: the verb
+fills in where it starts and aims (from_version, target) and the engine the steps it finished; listeners only read
+it (the trace id is the run's, chosen with it, not the tracer's).
 """
 
 from __future__ import annotations
