@@ -47,20 +47,40 @@ class Server:
         pw = quote(self.password if password is None else password, safe="")
         return f"postgres://{user}:{pw}@{self.host}:{self.port}/{database}?sslmode=disable"
 
+    def _libpq(self, database: str) -> tuple[str, dict[str, str]]:
+        """A URL without the password for psql and pg_dump, and the environment that carries it: no password on
+        a command line, in the tests either."""
+        return (f"postgres://postgres@{self.host}:{self.port}/{database}?sslmode=disable",
+                {**os.environ, "PGPASSWORD": self.password})
+
     def psql(self, database: str, sql: str) -> str:
+        url, env = self._libpq(database)
         out = subprocess.run(
-            ["psql", "-X", "-qAt", "-v", "ON_ERROR_STOP=1", "-d", self.url(database), "-c", sql],
-            capture_output=True, text=True, check=True, timeout=60,
+            ["psql", "-X", "-qAt", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql],
+            capture_output=True, text=True, check=True, timeout=60, env=env,
         )
         return out.stdout.strip()
 
-    def dump_schema(self, database: str) -> str:
+    def admin(self, sql: str) -> None:
+        """One statement on the postgres database, in this process (no psql to start): create and drop databases."""
+        import psycopg
+
+        with psycopg.connect(host=self.host, port=self.port, user="postgres", password=self.password,
+                             dbname="postgres", autocommit=True, connect_timeout=10) as conn:
+            conn.execute(sql)
+
+    def dump(self, database: str, *options: str) -> str:
+        """pg_dump --no-owner with `options`, comparable between two runs."""
+        url, env = self._libpq(database)
         out = subprocess.run(
-            ["pg_dump", "--schema-only", "--no-owner", "-d", self.url(database)],
-            capture_output=True, text=True, check=True, timeout=60,
+            ["pg_dump", "--no-owner", *options, "-d", url],
+            capture_output=True, text=True, check=True, timeout=60, env=env,
         ).stdout
         # pg_dump >= 15.14 brackets dumps with a random \restrict key.
         return "\n".join(line for line in out.splitlines() if not line.startswith(("\\restrict", "\\unrestrict")))
+
+    def dump_schema(self, database: str) -> str:
+        return self.dump(database, "--schema-only")
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +118,7 @@ def dbs(pg: Server, tmp_path: Path) -> Databases:
     suffix = uuid.uuid4().hex[:10]
     names = (f"op_{suffix}", f"an_{suffix}")
     for name in names:
-        pg.psql("postgres", f"create database {name}")
+        pg.admin(f"create database {name}")
     env_file = tmp_path / "migrate.env"
     result = Databases(pg, *names, env_file)
     env_file.write_text(
@@ -106,7 +126,7 @@ def dbs(pg: Server, tmp_path: Path) -> Databases:
     )
     yield result
     for name in names:
-        pg.psql("postgres", f"drop database if exists {name} with (force)")
+        pg.admin(f"drop database if exists {name} with (force)")
 
 
 @dataclass

@@ -27,12 +27,6 @@ def scratch_databases(pg) -> str:
     return pg.psql("postgres", "select string_agg(datname, ',') from pg_database where datname like 'mw_scratch_%'")
 
 
-def full_dump(pg, database: str) -> str:
-    """Schema and data, so "unchanged" means byte for byte (pg_dump's random \\restrict key aside)."""
-    out = subprocess.run(["pg_dump", "--no-owner", "-d", pg.url(database)], capture_output=True, text=True,
-                         check=True, timeout=60).stdout
-    return "\n".join(line for line in out.splitlines() if not line.startswith(("\\restrict", "\\unrestrict")))
-
 
 def copy_project(tmp_path):
     """The shipped migrations, docs, plan and classification in a root of the test's own, to change freely."""
@@ -154,7 +148,7 @@ def test_measure_window_reports_every_step_and_leaves_the_target_byte_for_byte(m
     dbs.server.psql(dbs.analytics, "insert into events (event_type, occurred_at) values ('account.created', now())")
     assert run_cli("rollback", "-c", "analytics", "--env", env_file, "--yes",
                    "--version", "202611040930_create_daily_event_rollups").returncode == 0
-    before = {name: full_dump(dbs.server, name) for name in (dbs.operational, dbs.analytics)}
+    before = {name: dbs.server.dump(name) for name in (dbs.operational, dbs.analytics)}  # schema and data
 
     report = tmp_path / "window.json"
     measured = run_cli("measure-window", "-c", "analytics", "--env", env_file, "--report", str(report),
@@ -173,7 +167,7 @@ def test_measure_window_reports_every_step_and_leaves_the_target_byte_for_byte(m
     # docs and validate-schema never touch a target; measure-window only reads it.
     assert run_cli("docs", "--env", env_file, env=scratch_env, root=copy_project(tmp_path)).returncode == 0
     assert run_cli("validate-schema", "--env", env_file, env=scratch_env).returncode == 0
-    assert {name: full_dump(dbs.server, name) for name in (dbs.operational, dbs.analytics)} == before
+    assert {name: dbs.server.dump(name) for name in (dbs.operational, dbs.analytics)} == before
     assert not scratch_databases(dbs.server)
 
 
