@@ -4,7 +4,7 @@ Run as `python -m bench.scale_worker --env FILE --repeats N [--warmup]` with MIG
 document on stdout. Each repeat opens a fresh connection (a new backend, cold catalog caches, as a real run) and
 calls exactly what `runtime/pipeline.py` calls for an apply:
 
-* pre  = connect + `pre.connectivity` (session.connect), `session.read_status`, `verbs.change.pre_checks`
+* pre  = connect + `pre.connectivity` (session.connect), `session.read_status`, `pipeline.pre_checks`
          (files, dirty, checksums, migration_lock, blocking_locks for the pending migration)
 * post = `snapshot.snapshot` twice (before and after), `post.row_counts`, `post.schema_summary`
 

@@ -176,25 +176,40 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
 
 
 def invoke(*args: str, env: dict[str, str] | None = None, root: Path = ROOT) -> Result:
-    """The CLI in this process (Typer's CliRunner), for what crosses no process boundary: usage, configuration and
-    refusals. The same environment as run_cli's child and the same house rules; an unexpected exception is raised,
-    not turned into an exit code. What a run leaves in the process (the environment, the log handlers, the project
-    file's cache) is put back, as a fresh process would have it."""
+    """The CLI in this process (Typer's CliRunner), with run_cli's environment and house rules: for the tests whose
+    subject is not a process boundary (usage, configuration, refusals, lint; golang-migrate still runs as the child
+    it always is). What a run leaves in the process is put back as a fresh process would have it: the environment,
+    the log handlers, the project-file cache, telemetry's process state and the secrets to mask."""
     import logging
     from unittest import mock
 
     from typer.testing import CliRunner
 
+    from migrate_wrapper import telemetry
     from migrate_wrapper.cli.main import app
-    from migrate_wrapper.config import components
+    from migrate_wrapper.config import components, dburl
     from migrate_wrapper.events import LOGGER_NAME
 
     components._load.cache_clear()
-    with mock.patch.dict(os.environ, child_env(env, root=root), clear=True):
-        outcome = CliRunner().invoke(app, list(args), catch_exceptions=False)
-    logging.getLogger(LOGGER_NAME).handlers.clear()
+    known = set(dburl.KNOWN_SECRETS)
+    try:
+        with mock.patch.dict(os.environ, child_env(env, root=root), clear=True):
+            outcome = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    finally:
+        logger = logging.getLogger(LOGGER_NAME)
+        for handler in logger.handlers:
+            handler.close()
+        logger.handlers.clear()
+        logger.propagate = True
+        telemetry.shutdown()
+        if telemetry._exporter is not None:  # forked early, never configured
+            telemetry._exporter.stop()
+        telemetry._recorder = telemetry._exporter = None
+        dburl.KNOWN_SECRETS.clear()
+        dburl.KNOWN_SECRETS.update(known)
     result = Result(outcome.exit_code, outcome.stdout, outcome.stderr)
     assert "Traceback" not in result.output, result.output
+    assert "internal error:" not in result.output, result.output  # the edge's word for an unexpected exception
     assert not any(form in result.output for form in CANARY_FORMS), result.output
     return result
 

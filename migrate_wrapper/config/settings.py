@@ -125,8 +125,6 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
-
-
 # Settings that change what is touched or what is required: when the environment overrides the file's value for one,
 # the plan says so (the environment still wins, as documented, but never silently).
 WATCHED_OVERRIDES = ("MIGRATION_COMPONENT", "MIGRATION_ENVIRONMENT", "MIGRATION_APPROVED_BY")  # and every *_URL

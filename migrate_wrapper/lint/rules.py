@@ -1,7 +1,7 @@
 """Migration lint: the rules, and the report they add up to.
 
-Pure over names and file contents (no disk, git or subprocess: gather.py collects those, squawk.py runs squawk), so each rule is tested
-on plain strings. Errors fail `migrate-wrapper lint` (exit 1); warnings are shown and never block anything.
+Pure over names and file contents (no disk, git or subprocess: gather.py collects those, squawk.py runs
+squawk), so each rule is tested on plain strings. Errors fail `migrate-wrapper lint` (exit 1); warnings are shown and never block anything.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ ROLLED_BACK = "rolled_back"
 NOT_RUN = "not_run"
 UNKNOWN = "unknown"
 
+
 @dataclass
 class StepEvidence:
     """What is known of one step; kept in the audit ledger while it runs, so repair can read it after a kill."""

@@ -82,9 +82,9 @@ def finish(conn: psycopg.Connection, run: RunInfo, outcome: str, error: str | No
         for s in run.steps
     ]
     conn.execute(
-        f"""update {SCHEMA}.{TABLE} set steps = %s::jsonb, finished_at = now(), outcome = %s, error = %s,
-                trace_id = coalesce(trace_id, %s) where run_id = %s""",
-        (json.dumps(steps), outcome, error, run.trace_id, run.run_id),
+        f"""update {SCHEMA}.{TABLE} set steps = %s::jsonb, finished_at = now(), outcome = %s, error = %s
+            where run_id = %s""",
+        (json.dumps(steps), outcome, error, run.run_id),
     )
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from migrate_wrapper.model.evidence import COMMITTED, NOT_RUN, ROLLED_BACK, UNKNOWN, StepEvidence, Verdict
 from migrate_wrapper.postgres import db, ledger, locks
 from migrate_wrapper.runtime import proof
 from migrate_wrapper.golang_migrate import runner
@@ -26,8 +27,8 @@ from migrate_wrapper.errors import Interrupted, MigrationFailed, PreCheckFailed,
 from migrate_wrapper.events import RunInfo, StepInfo
 from migrate_wrapper.model.migrations import Migration
 from migrate_wrapper.model.plan import Change
-from migrate_wrapper.runtime.proof import StepEvidence, Verdict
 from migrate_wrapper.config.target import Target
+from migrate_wrapper.runtime import session
 from migrate_wrapper.runtime.steps import Progress, migrate, url_params
 from migrate_wrapper.runtime.window import Stopper
 
@@ -60,7 +61,7 @@ def carry_out(rc: RunContext, read_state: StateReader, change: Change) -> None:
     first = read_state()
     ctx = _Context(rc, read_state, change,
                    url_params(settings, read_state.conn),
-                   locks.advisory_lock_key(target.url, first.state.schema, first.state.table),
+                   session.lock_key(target, first),
                    proof.bookkeeping(first.state.schema, first.state.table))
     deadline = run.started + settings.migration_window_seconds
     stopper = Stopper(settings.migration_window_grace_seconds, lambda: _cancel_lock_holder(target, ctx.lock_key))
@@ -101,7 +102,7 @@ def carry_out(rc: RunContext, read_state: StateReader, change: Change) -> None:
                     "(MIGRATION_STATEMENT_TIMEOUT_MS)"))
             step, verdict = _judge(ctx, progress, result)
             failed = remaining[0] if remaining else None
-            if result.failure.kind == "lock_timeout" and step is not None and verdict.kind == proof.ROLLED_BACK:
+            if result.failure.kind == "lock_timeout" and step is not None and verdict.kind == ROLLED_BACK:
                 marked, phrase = _conclude(ctx, step, verdict)
                 clean = read_state().version_label
                 if not marked:
@@ -143,8 +144,8 @@ def _record(conn, run: RunInfo, step: StepEvidence) -> None:
         pass
 
 
-_WHAT = {proof.COMMITTED: "committed", proof.ROLLED_BACK: "rolled back whole", proof.NOT_RUN: "never ran",
-         proof.UNKNOWN: "unknown whether it committed"}
+_WHAT = {COMMITTED: "committed", ROLLED_BACK: "rolled back whole", NOT_RUN: "never ran",
+         UNKNOWN: "unknown whether it committed"}
 
 
 def _judge(ctx: _Context, progress: Progress, result: runner.RunResult) -> tuple[StepEvidence | None, Verdict | None]:
@@ -158,7 +159,7 @@ def _judge(ctx: _Context, progress: Progress, result: runner.RunResult) -> tuple
         return None, None
     step = progress.dirty_step(st.state.version)
     if step is None:
-        return None, Verdict(proof.UNKNOWN, f"the database is dirty at {st.version_label}, which is not the mark of "
+        return None, Verdict(UNKNOWN, f"the database is dirty at {st.version_label}, which is not the mark of "
                                             "a step this run was running")
     step.mark_xmin = proof.mark_xmin(ctx.read_state.conn, st.state.schema, st.state.table)
     failure = result.failure if progress.started and step is progress.started[-1] else None
@@ -179,10 +180,11 @@ def _conclude(ctx: _Context, step: StepEvidence | None, verdict: Verdict | None)
     if step is None:
         return False, verdict.why
     head = f"{step.id} ({_WHAT[verdict.kind]}): {verdict.why}"
-    if verdict.kind == proof.UNKNOWN:
+    if verdict.kind == UNKNOWN:
         return False, f"{head}; left dirty"
-    version = step.dirty_version if verdict.kind == proof.COMMITTED else step.before_version
-    forced = migrate(ctx.rc.binary, ctx.rc.target, ctx.rc.run, ctx.rc.listener, ["force", str(version if version is not None else -1)],
+    version = step.dirty_version if verdict.kind == COMMITTED else step.before_version
+    forced = migrate(ctx.rc.binary, ctx.rc.target, ctx.rc.run, ctx.rc.listener,
+                     ["force", str(version if version is not None else -1)],
                      {**ctx.params, "lock_timeout": str(min(ctx.rc.settings.migration_lock_timeout_ms,
                                                             FORCE_LOCK_TIMEOUT_MS))})
     after = ctx.read_state()
@@ -190,7 +192,7 @@ def _conclude(ctx: _Context, step: StepEvidence | None, verdict: Verdict | None)
         why = forced.failure.message if forced.failure else f"the database is at {after.version_label}"
         return False, (f"{head}; marking version {version if version is not None else 'none'} clean failed ({why}): "
                        "repair marks it from the audit ledger's evidence")
-    if verdict.kind == proof.COMMITTED:
+    if verdict.kind == COMMITTED:
         _count_applied(ctx, step)
     ctx.rc.listener.note(ctx.rc.run, "migration_state", f"{head}; database marked clean at {after.version_label}",
                       version=step.id, state=after.version_label, verdict=verdict.kind)
@@ -216,7 +218,7 @@ def _failed(ctx: _Context, result: runner.RunResult, step: StepEvidence | None, 
     line = f" (line {failure.sql_line})" if failure.sql_line else ""
     if body_failed and step is not None and verdict is not None:
         phrase = "; it rolled back whole: repair marks the version before it clean" \
-            if verdict.kind == proof.ROLLED_BACK else f"; {verdict.why}"
+            if verdict.kind == ROLLED_BACK else f"; {verdict.why}"
     else:
         phrase = _conclude(ctx, step, verdict)[1]
         phrase = f"; {phrase}" if phrase else ""

@@ -81,9 +81,9 @@ def run_change(ctx: RunContext, conn: psycopg.Connection, st: Status, opened: li
             if failure is not None:
                 raise failure
         if options.evidence is not None:
-            from migrate_wrapper.runtime import evidence
+            from migrate_wrapper.runtime import approval_evidence
 
-            evidence.write(options.evidence, run, change, checks)
+            approval_evidence.write(options.evidence, run, change, checks)
         ctx.outcome = "dry_run"
         return
     if not options.confirm(
@@ -96,7 +96,7 @@ def run_change(ctx: RunContext, conn: psycopg.Connection, st: Status, opened: li
 
     exclude = {f"{st.state.schema}.{st.state.table}"}
     before = snapshots.snapshot(conn, exact_threshold_rows=settings.migration_exact_count_threshold, exclude=exclude,
-                           connect_more=session.connector(target, settings))
+                                connect_more=session.connector(target, settings))
     ledger.begin(conn, run, author=author, approver=approver, migrate_version=binary.version)
     reader = session.StateReader(target, settings, conn, run_lock_key=session.lock_key(target, st))
     error: BaseException | None = None
@@ -147,8 +147,8 @@ def _post_checks(ctx: RunContext, reader, change: Change, before, exclude: set[s
     from migrate_wrapper.postgres import snapshot as snapshots
 
     after_state = reader()
-    after = snapshots.snapshot(reader.conn, exact_threshold_rows=settings.migration_exact_count_threshold, exclude=exclude,
-                          connect_more=session.connector(target, settings))
+    after = snapshots.snapshot(reader.conn, exact_threshold_rows=settings.migration_exact_count_threshold,
+                               exclude=exclude, connect_more=session.connector(target, settings))
     reached = after_state.state.version == change.end_version and not after_state.state.dirty
     results = [
         CheckResult("post", "version", "ok" if reached else "fail",

@@ -45,7 +45,7 @@ def lock_key(target: Target, st: plan.Status) -> int:
 
 
 def run_lock(conn: psycopg.Connection, target: Target, st: plan.Status) -> CheckResult:
-    """Take the wrapper's run lock for the whole run (postgres/locks.py), as the first pre-check: a run already in progress
+    """Take the wrapper's run lock for the whole run (postgres/locks.py), as the first pre-check: a run in progress
     fails it at once. The caller reads the plan again once it holds the lock."""
 
     try:

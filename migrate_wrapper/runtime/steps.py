@@ -7,12 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from migrate_wrapper.model.evidence import StepEvidence
 from migrate_wrapper.postgres import db
 from migrate_wrapper.runtime import proof
 from migrate_wrapper.golang_migrate import runner
 from migrate_wrapper.events import Listener, RunInfo, StepInfo
 from migrate_wrapper.model.migrations import Migration
-from migrate_wrapper.runtime.proof import StepEvidence
 from migrate_wrapper.golang_migrate.runner import Binary, Event, StepFinished, StepStarted
 from migrate_wrapper.config.settings import Settings
 from migrate_wrapper.config.target import Target

@@ -27,11 +27,12 @@ value; every free text goes through `dburl.mask_text` together with the OTLP hea
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
 from migrate_wrapper.events import Listener, RunInfo
-from migrate_wrapper.telemetry.config import env_value, read_config, telemetry_environment
+from migrate_wrapper.telemetry.config import env_value, exporter_environment, read_config
 from migrate_wrapper.telemetry.pipe import ExporterProcess, fork_exporter
 from migrate_wrapper.telemetry.redact import clean
 from migrate_wrapper.telemetry.spans import Recorder, TelemetryListener
@@ -66,8 +67,6 @@ def start_early(env_file: Path | None) -> None:
             _exporter = fork_exporter()
 
 
-
-
 # -- the module's entry points ---------------------------------------------------------------------------------------
 def listener() -> Listener:
     """The tracer, or a plain no-op Listener when no endpoint is configured (then nothing of OTel is imported, and an
@@ -89,7 +88,7 @@ def listener() -> Listener:
             if exporter is None:
                 _recorder.problems.append("telemetry is off for this run: cannot start the exporter process")
             else:  # the --env file's OTEL_* variables are in the environment by now; the child was forked before
-                exporter.send(("config", telemetry_environment()), now=True)
+                exporter.send(("config", exporter_environment(os.environ)), now=True)
     return TelemetryListener(_recorder)
 
 

@@ -49,7 +49,8 @@ def attribute_value(value: object) -> Any:
 def delta_attributes(delta: RowDelta) -> dict[str, Any]:
     """One table's row change as a span event's attributes (the table name is the event's db.collection.name)."""
     attributes: dict[str, Any] = {"migration.rows.status": delta.status, "migration.rows.exact": delta.exact,
-                                  "migration.rows.flagged": delta.flagged, "migration.rows.partitioned": delta.partitioned}
+                                  "migration.rows.flagged": delta.flagged,
+                                  "migration.rows.partitioned": delta.partitioned}
     if delta.before is not None:
         attributes["migration.rows.before"] = delta.before
     if delta.after is not None:

@@ -4,6 +4,7 @@ where they go, and the flush budget. Nothing from opentelemetry is imported here
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from migrate_wrapper.telemetry.redact import safe_endpoint
@@ -78,7 +79,13 @@ def flush_seconds() -> float:
     return value if 0 < value <= 600 else DEFAULT_FLUSH_SECONDS
 
 
-def telemetry_environment() -> dict[str, str]:
-    """What the exporter process needs of the wrapper's environment once the settings are loaded: the OTEL_*
-    variables (the SDK's and the exporters' own) and the flush budget, and nothing else (no URL, no password)."""
-    return {k: v for k, v in os.environ.items() if k.startswith("OTEL_") or k == FLUSH_SECONDS_ENV}
+# What the exporter process keeps of an environment: what the SDK, its HTTP and gRPC clients and TLS read.
+_EXPORTER_READS = ("OTEL_", "GRPC_", "SSL_CERT_", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "HTTP_PROXY", "HTTPS_PROXY",
+                   "NO_PROXY", "ALL_PROXY", "PATH", "HOME", "LANG", "LC_", "TZ", "TMPDIR", FLUSH_SECONDS_ENV)
+
+
+def exporter_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The part of `environ` the exporter process may hold: never a DB_URL, PGPASSWORD or other secret of the
+    wrapper's. It is applied as the process forks, and again when the wrapper sends its environment once the
+    settings (and the --env file's OTEL_* variables) are loaded."""
+    return {k: v for k, v in environ.items() if k.upper().startswith(_EXPORTER_READS)}

@@ -1,5 +1,5 @@
-"""The exporter process: forked at the start of a traced command, fed span operations through a pipe that never
-blocks the run, and asked for its export result (bounded) at shutdown."""
+"""The exporter process: forked at the start of a traced command, fed finished spans and metric points through a
+pipe that never blocks the run, and asked for its export result (bounded) at shutdown."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import os
 import pickle
 import signal
 import time
+
+from migrate_wrapper.telemetry.config import exporter_environment
 
 
 class ExporterProcess:
@@ -130,6 +132,9 @@ def _become_exporter(parent: int, keep: tuple[int, ...]) -> None:
         pass
     if os.getppid() != parent:  # the wrapper died before the line above took effect
         os._exit(0)
+    kept = exporter_environment(os.environ)  # none of the wrapper's secrets stay in this process's memory
+    os.environ.clear()
+    os.environ.update(kept)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)

@@ -19,7 +19,9 @@ import time
 from typing import Any
 
 from migrate_wrapper.telemetry.config import SCOPE_NAME, Config, Signal, env_value, flush_seconds, read_config
-from migrate_wrapper.telemetry.exporters import SDK_LOGS, Watch, export_timeout, grpc_failure, metric_exporter, span_exporter
+from migrate_wrapper.telemetry.exporters import (
+    SDK_LOGS, Watch, export_timeout, grpc_failure, metric_exporter, span_exporter,
+)
 from migrate_wrapper.telemetry.records import SpanRecord
 from migrate_wrapper.telemetry.redact import clean
 
@@ -45,7 +47,7 @@ def _resource():
 
 # -- the exporter process ------------------------------------------------------------------------------------------
 class _Runtime:
-    """The SDK's providers and exporters for this run, and the spans replayed so far (by the wrapper's span ids)."""
+    """The SDK's span processor, meter provider and exporters for this run, and each trace's sampling decision."""
 
     def __init__(self, config: Config) -> None:
         self.budget = flush_seconds()
@@ -120,23 +122,27 @@ class _Runtime:
             if name in self.instruments:
                 target = self.instruments[name]
                 (target.add if name in ("runs", "rows_changed") else target.record)(value, attributes)
+        elif kind == "trace" and self.processor is not None:
+            _, trace_id, name, attributes = op
+            self._decide(trace_id, name, attributes)
         elif kind == "span" and self.processor is not None:
             span: SpanRecord = op[1]
-            if self._sampled(span):
+            if self.sampled.get(span.trace_id) or (span.trace_id not in self.sampled and
+                                                   self._decide(span.trace_id, span.name, span.attributes)):
                 self.processor.on_end(self._readable(span))
 
-    def _sampled(self, span: SpanRecord) -> bool:
-        """The trace's decision, taken once for the whole trace as for its root (children end before their root
-        here): the built-in samplers decide a root from its trace id alone, so every span of a run agrees."""
-        decided = self.sampled.get(span.trace_id)
-        if decided is None:
-            result = self.sampler.should_sample(None, span.trace_id, span.name, attributes=span.attributes)
-            decided = self.sampled[span.trace_id] = result.decision.is_sampled()
-        return decided
+    def _decide(self, trace_id: int, name: str, attributes: dict) -> bool:
+        """The sampler's decision for a trace, taken as the SDK takes it: once, for the root span, from its name and
+        attributes (sent when the root starts: its children end, and leave, before it). Every span follows it."""
+        if trace_id not in self.sampled:
+            result = self.sampler.should_sample(None, trace_id, name, attributes=attributes)
+            self.sampled[trace_id] = result.decision.is_sampled()
+        return self.sampled[trace_id]
 
     def _readable(self, span: SpanRecord):
         from opentelemetry.attributes import BoundedAttributes
         from opentelemetry.sdk.trace import Event, ReadableSpan
+        from opentelemetry.sdk.util import BoundedList
         from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
         limits, flags = self.limits, TraceFlags(TraceFlags.SAMPLED)
@@ -147,8 +153,12 @@ class _Runtime:
             status = Status(StatusCode.UNSET)
         else:
             status = Status(StatusCode.OK) if span.status[0] else Status(StatusCode.ERROR, span.status[1])
-        events = [Event(name, attributes, timestamp=at, limit=limits.max_event_attributes)
-                  for name, attributes, at in span.events[: limits.max_events]]
+        # As a recording Span keeps them: the newest max_events (the dropped ones counted), each event's attributes
+        # bounded by count and value length.
+        events = BoundedList(limits.max_events)
+        events.extend([Event(name, BoundedAttributes(limits.max_event_attributes, attributes, immutable=True,
+                                                     max_value_len=limits.max_attribute_length), timestamp=at)
+                       for name, attributes, at in span.events])
         return ReadableSpan(
             span.name, context=context, parent=parent, resource=self.resource, kind=SpanKind.INTERNAL,
             attributes=BoundedAttributes(limits.max_span_attributes, span.attributes, immutable=True,
@@ -209,7 +219,7 @@ def _warm_up() -> None:
 
 
 def serve(ops_fd: int, result_fd: int) -> None:
-    """The exporter process: warm up, take the configuration, replay the operations, flush, answer. Never returns
+    """The exporter process: warm up, take the configuration, export what it is sent, flush, answer. Never returns
     normally into the wrapper's code: the caller ends the process."""
     try:
         _warm_up()
@@ -224,9 +234,8 @@ def serve(ops_fd: int, result_fd: int) -> None:
             return  # the wrapper went away, or needs no telemetry after all
         if first[0] != "config":
             return
-        for key in [k for k in os.environ if k.startswith("OTEL_")]:  # the wrapper's OTEL_* replace the inherited
-            del os.environ[key]
-        os.environ.update(first[1])  # config.telemetry_environment(), once the settings (and --env file) are loaded
+        os.environ.clear()
+        os.environ.update(first[1])  # config.exporter_environment() of the wrapper's, once its settings are loaded
         try:
             runtime = _Runtime(read_config())
         except Exception as exc:  # noqa: BLE001 - a broken exporter set-up must not stop the migration

@@ -102,6 +102,8 @@ class Recorder:
                 {**run_attributes(run, state), "migration.command": run.command, "migration.run_id": run.run_id},
                 start_ns=started_ns, trace_id=int(run.trace_id, 16),
             )
+            # The sampler decides for the whole trace from its root, as it starts (telemetry/sdk.py).
+            self.send(("trace", state.root.trace_id, state.root.name, dict(state.root.attributes)))
         return state.root
 
     def child(self, run: RunInfo, state: RunSpans, name: str, attributes: dict,

@@ -19,6 +19,7 @@ import difflib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from migrate_wrapper.model.evidence import COMMITTED, NOT_RUN, ROLLED_BACK, StepEvidence, Verdict
 from migrate_wrapper.runtime import proof, steps
 from migrate_wrapper.postgres import ledger
 from migrate_wrapper.checks import pre
@@ -32,7 +33,7 @@ from migrate_wrapper.runtime import session
 from migrate_wrapper.runtime.context import RunContext
 from migrate_wrapper.runtime.pipeline import Options, approve
 
-ASSUMPTIONS = {"committed": proof.COMMITTED, "rolled-back": proof.ROLLED_BACK}
+ASSUMPTIONS = {"committed": COMMITTED, "rolled-back": ROLLED_BACK}
 
 
 class RepairRefused(MigrationFailed):
@@ -109,7 +110,7 @@ def repair(settings: Settings, target: Target, *, listener: Listener, options: O
             conn.close()
 
 
-def _migration_lock(conn, target: Target, st, step: proof.StepEvidence | None):
+def _migration_lock(conn, target: Target, st, step: StepEvidence | None):
     """golang-migrate's lock must be free — unless its holder is the backend of the very run that left the mark,
     still finishing a step whose client was killed: repair judges that step, waiting for it to end."""
     check = pre.migration_lock(conn, target.url, st)
@@ -122,7 +123,7 @@ def _migration_lock(conn, target: Target, st, step: proof.StepEvidence | None):
 
 
 def _decide(settings, binary, server, target: Target, conn, st, assume: str | None,
-            step: proof.StepEvidence | None) -> Decision:
+            step: StepEvidence | None) -> Decision:
     files = target.files.migrations
     dirty = st.state.version
     _candidates(files, dirty)  # the dirty version must be among the files
@@ -131,7 +132,7 @@ def _decide(settings, binary, server, target: Target, conn, st, assume: str | No
         partial = proof.not_atomic(target.url, Path(step.path) if step.path else None)
         verdict = _ledger_verdict(conn, step, partial, settings)
         if verdict.proved:
-            decided = step.dirty_version if verdict.kind == proof.COMMITTED else step.before_version
+            decided = step.dirty_version if verdict.kind == COMMITTED else step.before_version
             _check_assumption(assume, verdict.kind, f"the audit ledger proves {step.id} {verdict.kind}")
             return Decision(decided, "ledger", f"{step.id} {verdict.kind.replace('_', ' ')}: {verdict.why} "
                                                "(audit ledger)")
@@ -146,27 +147,27 @@ def _decide(settings, binary, server, target: Target, conn, st, assume: str | No
 
 
 def _check_assumption(assume: str | None, proved: str, why: str) -> None:
-    if assume is not None and ASSUMPTIONS[assume] != proved and not (proved == proof.NOT_RUN and
+    if assume is not None and ASSUMPTIONS[assume] != proved and not (proved == NOT_RUN and
                                                                      assume == "rolled-back"):
         raise UsageError(f"--assume {assume} contradicts the evidence: {why}; nothing changed",
                          hint="run repair without --assume to see the evidence")
 
 
-def _ledger_step(conn, target: Target, dirty: int | None) -> proof.StepEvidence | None:
+def _ledger_step(conn, target: Target, dirty: int | None) -> StepEvidence | None:
     """The step the newest apply or rollback recorded, if its dirty mark is the one the database shows."""
     found = ledger.last_evidence(conn, target.component.name)
     if not found or not found[1]:
         return None
-    step = proof.StepEvidence.from_json(found[1])
+    step = StepEvidence.from_json(found[1])
     if step is None or step.dirty_version != dirty:
         return None
     st = session.read_status(conn, target)
     return step if proof.same_mark(step, proof.mark_xmin(conn, st.state.schema, st.state.table)) else None
 
 
-def _ledger_verdict(conn, step: proof.StepEvidence, partial: str | None, settings: Settings) -> proof.Verdict:
-    if step.verdict in (proof.COMMITTED, proof.ROLLED_BACK, proof.NOT_RUN):
-        return proof.Verdict(step.verdict, step.why or "recorded by the run")
+def _ledger_verdict(conn, step: StepEvidence, partial: str | None, settings: Settings) -> Verdict:
+    if step.verdict in (COMMITTED, ROLLED_BACK, NOT_RUN):
+        return Verdict(step.verdict, step.why or "recorded by the run")
     # A run killed with the wrapper recorded what it saw, not a verdict: judge its transaction now.
     return proof.settle(conn, step, None, partial=partial, wait=settings.migration_window_grace_seconds)
 
@@ -214,7 +215,7 @@ def _schema_evidence(binary, server, target: Target, conn, st, direction: str | 
             return _SchemaEvidence(None, None, (
                 f"the live schema matches {_label(files, version)}, but the step may be partly applied "
                 f"({'; '.join(partial)}): its data cannot be judged from the schema"), diff=diff, hint=_ASSUME_HINT)
-        kind = proof.COMMITTED if version == dirty else proof.ROLLED_BACK
+        kind = COMMITTED if version == dirty else ROLLED_BACK
         return _SchemaEvidence((version,), kind, f"the live schema matches the migrations at {_label(files, version)}"
                                " and the step is all or nothing")
     if not matches:

@@ -47,6 +47,7 @@ class Span:
     start_ns: int
     end_ns: int
     arrived_ns: int  # when the request that carried it reached the receiver
+    dropped_events: int = 0
 
     def event(self, name: str) -> dict:
         matches = [attrs for event_name, attrs in self.events if event_name == name]
@@ -119,6 +120,7 @@ class _Store:
                             start_ns=s.start_time_unix_nano,
                             end_ns=s.end_time_unix_nano,
                             arrived_ns=item.arrived_ns,
+                            dropped_events=s.dropped_events_count,
                         ))
         return sorted(out, key=lambda span: span.start_ns)
 

@@ -248,18 +248,23 @@ def test_spans_still_open_at_shutdown_are_ended_and_exported(receiver):
     assert all(s.end_ns >= s.start_ns > 0 for s in spans)
 
 
-def test_the_exporter_process_is_sent_only_telemetry_variables(monkeypatch):
-    from migrate_wrapper.telemetry.config import telemetry_environment
+def test_the_exporter_process_keeps_no_secret_of_the_environment():
+    """What the exporter process holds of an environment (as it forks, and what the wrapper sends it later): the
+    SDK's, the HTTP and gRPC clients' and TLS variables, none of the wrapper's URLs or passwords."""
+    from migrate_wrapper.telemetry.config import exporter_environment
 
-    monkeypatch.setenv("DB_URL", f"postgres://canary:{CANARY_PASSWORD}@db/app")
-    monkeypatch.setenv("PGPASSWORD", CANARY_PASSWORD)
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
-    monkeypatch.setenv("MIGRATE_WRAPPER_TELEMETRY_FLUSH_SECONDS", "2")
-    sent = telemetry_environment()
-    assert sent["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector:4318"
-    assert sent["MIGRATE_WRAPPER_TELEMETRY_FLUSH_SECONDS"] == "2"
-    assert all(k.startswith("OTEL_") or k == "MIGRATE_WRAPPER_TELEMETRY_FLUSH_SECONDS" for k in sent)
-    assert CANARY_PASSWORD not in repr(sent)
+    environ = {
+        "DB_URL": f"postgres://canary:{CANARY_PASSWORD}@db/app", "PGPASSWORD": CANARY_PASSWORD,
+        "MIGRATION_SCRATCH_URL": f"postgres://canary:{CANARY_PASSWORD}@db/postgres", "ANALYTICS_URL": "x",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_EXPORTER_OTLP_HEADERS": "api-key=k",
+        "MIGRATE_WRAPPER_TELEMETRY_FLUSH_SECONDS": "2", "https_proxy": "http://proxy:3128",
+        "SSL_CERT_FILE": "/etc/ca.pem", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": "/etc/ca.pem", "PATH": "/usr/bin",
+    }
+    kept = exporter_environment(environ)
+    assert set(kept) == {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_HEADERS",
+                         "MIGRATE_WRAPPER_TELEMETRY_FLUSH_SECONDS", "https_proxy", "SSL_CERT_FILE",
+                         "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", "PATH"}
+    assert CANARY_PASSWORD not in repr(kept)
 
 
 def test_the_configured_sampler_decides_for_the_whole_trace(receiver):
@@ -267,3 +272,35 @@ def test_the_configured_sampler_decides_for_the_whole_trace(receiver):
     ids, spans, proc = run_hooks(receiver, OTEL_TRACES_SAMPLER="always_off")
     assert spans == []
     assert [p for p in receiver.points() if p.metric == "migration.runs"]
+
+
+EVENT_LIMITS = textwrap.dedent(
+    """
+    from migrate_wrapper import telemetry
+    from migrate_wrapper.events import CheckResult, RunInfo
+
+    run = RunInfo(command="apply", component="operational", direction="up", dry_run=False, environment="dev",
+                  database="postgres://db.example/app", server_address="db.example", db_namespace="app")
+    listener = telemetry.listener()
+    listener.run_started(run, [])
+    listener.checks_started(run, "pre")
+    results = [CheckResult("pre", f"check_{i}", "ok", f"reason number {i} that is rather long") for i in range(4)]
+    for result in results:
+        listener.check(run, result)
+    listener.checks_finished(run, "pre", results)
+    listener.run_finished(run, "ok", None)
+    telemetry.shutdown()
+    """
+)
+
+
+def test_span_limits_apply_to_events_as_the_sdk_applies_them(receiver):
+    """OTEL_SPAN_EVENT_COUNT_LIMIT keeps the newest events and counts the rest; OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT
+    cuts event attribute values too (the finished span is built from records, not by a recording Span)."""
+    proc = run_python(EVENT_LIMITS, env=otel_env(receiver.url, OTEL_SPAN_EVENT_COUNT_LIMIT="2",
+                                                 OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT="12"))
+    assert proc.returncode == 0, proc.stderr
+    (checks,) = [s for s in receiver.spans() if s.name == "migration.pre_checks"]
+    assert [attrs["migration.check.name"] for _, attrs in checks.events] == ["check_2", "check_3"]
+    assert checks.dropped_events == 2
+    assert all(len(attrs["migration.check.reason"]) == 12 for _, attrs in checks.events)

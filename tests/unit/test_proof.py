@@ -3,6 +3,7 @@ can be partly applied, and what a verdict rests on when golang-migrate's output 
 
 import pytest
 
+from migrate_wrapper.model.evidence import COMMITTED, NOT_RUN, ROLLED_BACK, UNKNOWN, StepEvidence
 from migrate_wrapper.runtime import proof
 from migrate_wrapper.sql import sqlinfo
 from migrate_wrapper.config.dburl import DatabaseUrl
@@ -53,8 +54,8 @@ def test_multi_statement_mode_makes_every_multi_statement_file_partial(tmp_path)
 
 
 def _step(**kw):
-    return proof.StepEvidence(id="2_seed", version=2, direction="up", dirty_version=2, before_version=1,
-                              path=None, **kw)
+    return StepEvidence(id="2_seed", version=2, direction="up", dirty_version=2, before_version=1,
+                        path=None, **kw)
 
 
 def test_verdicts_from_golang_migrates_output():
@@ -62,14 +63,14 @@ def test_verdicts_from_golang_migrates_output():
     mark = MigrateFailure("set_version", "golang-migrate could not record the version: lock timeout")
     lost = MigrateFailure("no_answer", "driver: bad connection")
     settle = lambda step, failure, partial=None: proof.settle(None, step, failure, partial=partial, wait=0)  # noqa: E731
-    assert settle(_step(started=False), body).kind == proof.NOT_RUN
-    assert settle(_step(started=True), body).kind == proof.ROLLED_BACK
-    assert settle(_step(started=True), mark).kind == proof.COMMITTED
-    assert settle(_step(started=True, body_done=True), None).kind == proof.COMMITTED
-    assert settle(_step(started=True), body, partial="it has its own BEGIN/COMMIT").kind == proof.UNKNOWN
-    assert settle(_step(started=True), mark, partial="it has CALL").kind == proof.UNKNOWN
+    assert settle(_step(started=False), body).kind == NOT_RUN
+    assert settle(_step(started=True), body).kind == ROLLED_BACK
+    assert settle(_step(started=True), mark).kind == COMMITTED
+    assert settle(_step(started=True, body_done=True), None).kind == COMMITTED
+    assert settle(_step(started=True), body, partial="it has its own BEGIN/COMMIT").kind == UNKNOWN
+    assert settle(_step(started=True), mark, partial="it has CALL").kind == UNKNOWN
     # A lost answer proves nothing: with no backend or transaction seen, the verdict is unknown.
-    assert settle(_step(started=True), lost).kind == proof.UNKNOWN
+    assert settle(_step(started=True), lost).kind == UNKNOWN
 
 
 def test_evidence_is_tied_to_the_very_dirty_mark():
@@ -78,8 +79,8 @@ def test_evidence_is_tied_to_the_very_dirty_mark():
     assert proof.same_mark(_step(xid=60), 50)  # the body began after the mark
     assert not proof.same_mark(_step(xid=40), 50)  # an older run's transaction
     assert not proof.same_mark(_step(), 50)
-    assert proof.StepEvidence.from_json(_step(xid=7).to_json()).xid == 7
-    assert proof.StepEvidence.from_json({"id": "x"}) is None
+    assert StepEvidence.from_json(_step(xid=7).to_json()).xid == 7
+    assert StepEvidence.from_json({"id": "x"}) is None
 
 
 class _Conn:
