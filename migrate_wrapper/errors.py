@@ -117,3 +117,12 @@ def outcome_of(error: BaseException | None) -> str:
     if isinstance(error, WrapperError):
         return error.outcome
     return "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+
+
+def exit_code_of(error: BaseException | None) -> int:
+    """The exit code a command ends with: 0, what its error class says, 130 for Ctrl-C, else 1."""
+    if error is None:
+        return int(ExitCode.OK)
+    if isinstance(error, WrapperError):
+        return int(error.exit_code)
+    return int(ExitCode.INTERRUPTED if isinstance(error, KeyboardInterrupt) else ExitCode.FAILED)

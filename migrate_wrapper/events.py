@@ -52,6 +52,8 @@ EVENTS: dict[str, EventKind] = {e.name: e for e in (
     EventKind("guardrail_exceeded", "the time window was exceeded", warning=True, on_root_span=True),
     EventKind("scratch_drop_failed", "a throwaway database could not be dropped: drop it by hand", warning=True),
     EventKind("audit_write_failed", "the audit row could not be completed (the run's own outcome stands)"),
+    EventKind("command_error", "the command's final error, with its exit_code and outcome (error level; with "
+              "--log-format text it is the `error: …` line)", shown_elsewhere=True),
     EventKind("telemetry_export_failed", "spans or metrics were not exported, and why", warning=True),
 )}
 

@@ -140,10 +140,27 @@ class Result:
         return self.stdout + self.stderr
 
 
-def error_line(output: Result | str) -> str:
-    """The last `error: …` line of a run's stderr (a Result, or the text of a process the test spawned)."""
+def error_lines(output: Result | str) -> list[str]:
+    """The `error: …` lines of a run's stderr (a Result, or the text of a process the test spawned). In
+    --log-format json (the default without a terminal) the final error is a command_error record: it is given back
+    as the line text mode prints, after checking it is the record the README documents."""
+    import json
+
     text = output.stderr if isinstance(output, Result) else output
-    return [line for line in text.splitlines() if line.startswith("error: ")][-1]
+    found = []
+    for line in text.splitlines():
+        if line.startswith("error: "):
+            found.append(line)
+        elif line.startswith("{") and '"command_error"' in line:
+            record = json.loads(line)
+            assert record["level"] == "error" and isinstance(record["exit_code"], int) and record["outcome"], record
+            found.append(f"error: {record['msg']}")
+    return found
+
+
+def error_line(output: Result | str) -> str:
+    """The last of error_lines."""
+    return error_lines(output)[-1]
 
 
 def version(dbs: Databases, component: str = "operational") -> str:

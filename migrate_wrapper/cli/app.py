@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from migrate_wrapper.errors import EXIT_CODE_HELP, ExitCode, UsageError, WrapperError, printable
+from migrate_wrapper.errors import EXIT_CODE_HELP, UsageError, WrapperError, exit_code_of, outcome_of, printable
 
 app = typer.Typer(
     name="migrate-wrapper",
@@ -111,7 +111,7 @@ def listeners(log_format: LogFormat | None, log_file: Path | None, settings):
     from migrate_wrapper import telemetry
     from migrate_wrapper.events import Listeners
 
-    fmt = (log_format or (LogFormat.text if sys.stderr.isatty() else LogFormat.json)).value
+    fmt = log_format_of(log_format)
     logs.configure(fmt, log_file)
     chosen = [telemetry.listener(), logs.LogListener(settings.migration_progress_seconds, telemetry.current_ids)]
     if fmt == "text" or sys.stdout.isatty():
@@ -130,19 +130,36 @@ def confirmer(yes: bool):
     return confirm
 
 
-def _fail(error: BaseException) -> typer.Exit:
+def log_format_of(log_format: LogFormat | None) -> str:
+    """--log-format, or its default: json when stderr is not a terminal."""
+    return (log_format or (LogFormat.text if sys.stderr.isatty() else LogFormat.json)).value
+
+
+def _fail(error: BaseException, *, as_json: bool = False) -> typer.Exit:
+    """The one line an error ends a command with: `error: …` on stderr, or in --log-format json a JSON record (event
+    command_error), so stderr stays one JSON object per line whatever the outcome."""
     from migrate_wrapper.config.dburl import mask_text
 
+    code = exit_code_of(error)
     if isinstance(error, WrapperError):
         if error.diff:  # the evidence behind a refusal, for the operator to read
             typer.echo(mask_text(error.diff))
-        typer.echo(f"error: {printable(mask_text(str(error)))}", err=True)  # one line, whatever the input held
-        return typer.Exit(int(error.exit_code))
-    if isinstance(error, KeyboardInterrupt):
-        typer.echo("error: interrupted", err=True)
-        return typer.Exit(int(ExitCode.INTERRUPTED))
-    typer.echo(f"internal error: {type(error).__name__}: {mask_text(str(error))}", err=True)
-    return typer.Exit(int(ExitCode.FAILED))
+        prefix, message = "error", printable(mask_text(str(error)))  # one line, whatever the input held
+    elif isinstance(error, KeyboardInterrupt):
+        prefix, message = "error", "interrupted"
+    else:
+        prefix, message = "internal error", printable(f"{type(error).__name__}: {mask_text(str(error))}")
+    if as_json:
+        import json
+        from datetime import datetime, timezone
+
+        typer.echo(json.dumps({
+            "timestamp": datetime.now(timezone.utc).isoformat(), "level": "error", "event": "command_error",
+            "msg": message, "exit_code": code, "outcome": outcome_of(error), "error_type": type(error).__name__,
+        }), err=True)
+    else:
+        typer.echo(f"{prefix}: {message}", err=True)
+    return typer.Exit(code)
 
 
 def edge(command=None, *, traced: bool = False):
@@ -162,7 +179,8 @@ def edge(command=None, *, traced: bool = False):
             except typer.Exit:
                 raise
             except (Exception, KeyboardInterrupt) as exc:
-                raise _fail(exc) from None
+                as_json = traced and log_format_of(kwargs.get("log_format")) == "json"
+                raise _fail(exc, as_json=as_json) from None
             finally:
                 _flush_telemetry()
 

@@ -6,7 +6,7 @@ from typing import Callable
 
 import pytest
 
-from tests.conftest import ROOT, invoke
+from tests.conftest import ROOT, error_lines, invoke
 
 pytestmark = [pytest.mark.integration]
 
@@ -208,7 +208,7 @@ def test_hostile_input(migrate_bin, dbs, project, tmp_path, fault, case):
     args = case.prepare(ctx)
     before = dbs.server.dump_schema(dbs.operational)
     result = invoke(*args, root=ctx.root, env=ctx.env)
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    errors = error_lines(result)
     fault.observed(f"exit {result.returncode}: {errors[-1] if errors else result.stderr[-100:]}")
     assert result.returncode == case.code, result.output
     assert len(errors) == 1, result.stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import CANARY_FORMS, CANARY_PASSWORD, ROOT, child_env, migration_files as files, run_cli
+from tests.conftest import CANARY_FORMS, CANARY_PASSWORD, ROOT, child_env, error_line, migration_files as files, run_cli
 from tests.faults.runs import finish, spawn, wait_for_sleep
 from tests.telemetry.receivers import HttpReceiver
 
@@ -86,7 +86,7 @@ def test_a_password_in_scratch_url_on_the_command_line_is_refused(dbs, project):
     url = dbs.server.url("postgres", user="canary", password=CANARY_PASSWORD)
     result = cli(dbs, project({"operational": files(A)}), "docs", "-c", "operational", "--scratch-url", url)
     assert result.returncode == 2
-    line = [l for l in result.stderr.splitlines() if l.startswith("error: ")][-1]
+    line = error_line(result)
     assert "--scratch-url" in line and "MIGRATION_SCRATCH_URL" in line
 
 
@@ -109,7 +109,7 @@ def test_other_sessions_sql_is_normalised_everywhere(migrate_bin, dbs, project, 
         exported = receiver.bodies_text()
     finally:
         receiver.close()
-    line = [l for l in result.stderr.splitlines() if l.startswith("error: ")][-1]
+    line = error_line(result)
     fault.observed(f"exit {result.returncode}: {line}")
     assert result.returncode == 3 and "pre-check failed: blocking_locks" in line
     assert "select $1 as pan, count(*) from a where id <> $2" in line  # the shape, for the operator

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, child_env, invoke
+from tests.conftest import ROOT, child_env, error_lines, invoke
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +21,7 @@ def untouched(dbs):
 
 
 def one_error_line(result):
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    errors = error_lines(result)
     assert len(errors) == 1, result.stderr
     return errors[0]
 
@@ -166,3 +166,24 @@ def test_the_project_is_found_upwards_or_named_with_project_dir(dbs, project, tm
     wrong = subprocess.run([sys.executable, "-m", "migrate_wrapper", "--project-dir", str(tmp_path), "status"],
                            capture_output=True, text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
     assert wrong.returncode == 2 and "holds no migrate-wrapper.toml" in wrong.stderr
+
+
+@pytest.mark.parametrize("outcome", ["pre-check failed", "usage error"])
+def test_json_log_format_keeps_stderr_pure_json_when_a_command_fails(migrate_bin, dbs, outcome):
+    """`2>&1 | jq` must work exactly when it matters: the final error is a JSON record (command_error) with the exit
+    code, not a plain line after the records."""
+    if outcome == "usage error":
+        args = ["apply", "-c", "billing", "--env", str(dbs.env_file), "--yes", "--log-format", "json"]
+    else:  # a dirty database: the dirty pre-check fails, exit 3, after the run's own records
+        dbs.server.psql(dbs.operational, "create table schema_migrations (version bigint primary key, dirty boolean "
+                        "not null); insert into schema_migrations values (202611010900, true)")
+        args = ["apply", "-c", "operational", "--env", str(dbs.env_file), "--yes", "--log-format", "json"]
+    result = invoke(*args)
+    assert result.returncode in (2, 3)
+    records = [json.loads(line) for line in result.stderr.splitlines()]  # every line is JSON
+    final = records[-1]
+    assert final["event"] == "command_error" and final["level"] == "error"
+    assert final["exit_code"] == result.returncode and final["outcome"] in ("refused", "guardrail")
+    text = invoke(*args[:-1], "text")
+    assert text.returncode == result.returncode
+    assert text.stderr.strip().splitlines()[-1] == f"error: {final['msg']}"

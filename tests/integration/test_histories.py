@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, error_line, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -189,7 +189,7 @@ def test_a_broken_down_file_fails_the_rollback_and_repair_settles_it_from_the_le
     assert cli("apply", "--yes").returncode == 0
     failed = cli("rollback", "--version", "2_b", "--yes")
     assert failed.returncode == 1
-    line = [l for l in failed.stderr.splitlines() if l.startswith("error: ")][-1]
+    line = error_line(failed)
     assert "2_b failed" in line and "it rolled back whole" in line
     # The down step from 2 leaves golang-migrate's mark at 1: the hint must say 2 (the step rolled back), not 0.
     again = cli("apply", "--yes")
@@ -212,7 +212,7 @@ def test_a_begin_without_commit_fails_as_in_golang_migrate_and_is_never_called_s
     env_file = tmp_path / "history.env"
     env_file.write_text(f"DB_URL={pg.url(wrapped)}\n")
     result = run_cli("apply", "-c", "operational", "--env", str(env_file), "--yes", root=root)
-    line = [l for l in result.stderr.splitlines() if l.startswith("error: ")][-1]
+    line = error_line(result)
     assert result.returncode == 1
     assert "unknown whether it committed" in line or "has its own BEGIN/COMMIT" in line
     assert "marked clean" not in line

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, invoke
+from tests.conftest import ROOT, error_lines, invoke
 
 CLASSIFICATION = """\
 components:
@@ -75,10 +75,6 @@ def write(root: Path, files: dict[str, str]) -> None:
 def lint_json(root: Path, *args: str) -> tuple[int, dict]:
     result = invoke("lint", "--format", "json", *args, root=root)
     return result.returncode, json.loads(result.stdout)
-
-
-def error_lines(result) -> list[str]:
-    return [line for line in result.stderr.splitlines() if line.startswith("error: ")]
 
 
 def test_the_shipped_migrations_lint_clean():

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.conftest import CANARY_PASSWORD, ROOT, child_env, run_cli
+from tests.conftest import CANARY_PASSWORD, ROOT, child_env, error_line, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +63,7 @@ def test_validate_schema_red_after_an_added_column_then_after_an_unclassified_on
     assert "+| `note` | text | yes |  | internal |  |" in stale.stdout  # the unified diff, on stdout
     assert "+| 202612010900 | `add_orders_note` | Add orders.note |" in stale.stdout
     assert "--- a/db/schema/operational.md" in stale.stdout and "+++ b/db/migrations/migrations.md" in stale.stdout
-    assert stale.stderr.strip().splitlines()[-1] == (
+    assert error_line(stale) == (
         "error: validate-schema: out of date: db/schema/operational.md, db/migrations/migrations.md "
         "(regenerate with `migrate-wrapper docs`)")
 
@@ -77,7 +77,7 @@ def test_validate_schema_red_after_an_added_column_then_after_an_unclassified_on
     gap = run_cli("validate-schema", "-c", "operational", env=scratch_env, root=root)
     assert gap.returncode == 1, gap.output
     assert "classification: unclassified column operational.orders.note" in gap.stdout
-    assert "1 classification problem(s): unclassified column operational.orders.note" in gap.stderr
+    assert "1 classification problem(s): unclassified column operational.orders.note" in error_line(gap)
     assert not scratch_databases(pg)
 
 
@@ -88,8 +88,8 @@ def test_a_migration_that_fails_in_the_scratch_database_names_it_and_leaves_no_s
     (root / "db/migrations/analytics/202612010930_broken.down.sql").write_text("SELECT 1;\n")
     result = run_cli("docs", "-c", "analytics", env=scratch_env, root=root)
     assert result.returncode == 1, result.output
-    assert "building analytics in a scratch database: 202612010930_broken failed" in result.stderr
-    assert 'relation "nope" does not exist' in result.stderr
+    assert "building analytics in a scratch database: 202612010930_broken failed" in error_line(result)
+    assert 'relation "nope" does not exist' in error_line(result)
     assert not scratch_databases(pg)
 
 
@@ -127,7 +127,7 @@ def test_smoke_test_green_after_apply_and_after_rollback_red_after_a_hand_change
     altered = run_cli("smoke-test", "-c", "operational", "--env", env_file, env=scratch_env)
     assert altered.returncode == 1, altered.output
     assert altered.stdout.count("+| `note` | text | yes |  |  |") == 1  # the diff, once
-    assert altered.stderr.strip().splitlines()[-1].startswith(
+    assert error_line(altered).startswith(
         "error: smoke test of operational failed: schema: live schema differs from the migrations up to "
         "202611030900_create_order_lines")
 
@@ -136,8 +136,8 @@ def test_smoke_test_green_after_apply_and_after_rollback_red_after_a_hand_change
     dbs.server.psql(dbs.operational, "update schema_migrations set version = 202611020900")
     moved = run_cli("smoke-test", "-c", "operational", "--env", env_file, env=scratch_env)
     assert moved.returncode == 1
-    assert "ledger: at 202611020900_create_orders, but the last successful run (rollback" in moved.stderr
-    assert "left 202611030900_create_order_lines" in moved.stderr
+    assert "ledger: at 202611020900_create_orders, but the last successful run (rollback" in error_line(moved)
+    assert "left 202611030900_create_order_lines" in error_line(moved)
     assert not scratch_databases(dbs.server)
 
 
@@ -190,7 +190,7 @@ def test_measure_window_exits_5_when_a_direction_exceeds_the_window(migrate_bin,
     doc = json.loads(report.read_text())
     assert doc["outcome"] == "exceeded" and [p["name"] for p in doc["phases"]] == ["apply"]
     assert doc["phases"][0]["exceeded"] and doc["phases"][0]["wall_ms"] < 3000  # stopped at the window, not after
-    assert "error: rehearsal of operational: apply took longer than the time window of 1s" in result.stderr
+    assert "error: rehearsal of operational: apply took longer than the time window of 1s" in error_line(result)
     assert not scratch_databases(dbs.server)
 
 
@@ -198,7 +198,7 @@ def test_production_never_uses_the_target_as_the_scratch_server(migrate_bin, dbs
     result = run_cli("measure-window", "-c", "operational", "--env", str(dbs.env_file),
                      env={"MIGRATION_ENVIRONMENT": "production", "MIGRATION_SCRATCH_URL": dbs.url("operational")})
     assert result.returncode == 2, result.output
-    assert "refusing to use the production target postgres://canary:***@" in result.stderr
+    assert "refusing to use the production target postgres://canary:***@" in error_line(result)
 
 
 def test_sigterm_mid_rehearsal_still_drops_the_scratch_database(migrate_bin, dbs, scratch_env, project):
@@ -218,5 +218,5 @@ def test_sigterm_mid_rehearsal_still_drops_the_scratch_database(migrate_bin, dbs
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130, stderr
-    assert "error: interrupted" in stderr and "Traceback" not in stderr
+    assert error_line(stderr) == "error: interrupted" and "Traceback" not in stderr
     assert not scratch_databases(dbs.server)

@@ -34,7 +34,7 @@ def otel_env(endpoint: str, **extra: str) -> dict[str, str]:
 
 
 def json_records(stderr: str) -> list[dict]:
-    """The JSON log records among stderr's lines (the CLI's final `error:` line is plain text)."""
+    """The JSON log records on stderr (in --log-format json the final error is one too: event command_error)."""
     records = []
     for line in stderr.splitlines():
         if line.startswith("{"):
