@@ -16,12 +16,15 @@ class ExitCode(IntEnum):
     PRECHECK = 3  # a pre-check failed; nothing was applied
     APPROVAL = 4  # production approval missing or invalid
     WINDOW = 5  # the time window was exceeded
+    PENDING = 6  # status --check: migrations to apply (clean, no drift), or a run in progress
+    NOT_CLEAN = 7  # status --check: dirty, or drift between the files and the database
     INTERRUPTED = 130  # stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it)
 
 
 EXIT_CODE_HELP = (
     "Exit codes: 0 ok; 1 migration, post-check or lint failed; 2 usage or configuration error; "
-    "3 pre-check failed; 4 approval missing; 5 time window exceeded; 130 interrupted (Ctrl-C or SIGTERM)."
+    "3 pre-check failed; 4 approval missing; 5 time window exceeded; 130 interrupted (Ctrl-C or SIGTERM); "
+    "status --check: 6 pending, 7 dirty or drift."
 )
 
 

@@ -87,6 +87,9 @@ class RunInfo:
     # and the evidence carry the same id whether telemetry is on or not.
     trace_id: str = field(default_factory=lambda: secrets.token_hex(16))
     overridden: tuple[str, ...] = ()  # settings whose --env file value the environment overrode (names only)
+    # The database's version (id) and dirty flag as read when the run ended; None: unknown (not read, or the read
+    # failed: the server was gone).
+    reached: tuple[str | None, bool] | None = None
     steps: list[StepInfo] = field(default_factory=list)  # finished steps, in order, across retries
 
     def elapsed_ms(self) -> float:

@@ -28,10 +28,10 @@ def connectivity(conn: psycopg.Connection) -> CheckResult:
 def files(st: Status, direction: str, steps: list[Migration] | None = None) -> CheckResult:
     """The files golang-migrate will run must be unambiguous: named by the house rule, paired, in order."""
     if st.state.version is not None and st.current is None:
-        return _result("files", "fail", st.drift[0])
-    out_of_order = [d for d in st.drift if "never applied" in d]
+        return _result("files", "fail", st.drift[0].message)
+    out_of_order = [d for d in st.drift if d.kind == "skipped"]
     if out_of_order:
-        return _result("files", "fail", out_of_order[0])
+        return _result("files", "fail", out_of_order[0].message)
     if not st.applied and not st.pending:
         return _result("files", "fail", f"no migration files in {st.folder}", hint="check --component and the checkout")
     moving = steps if steps is not None else st.pending if direction == "up" else st.applied

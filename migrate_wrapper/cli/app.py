@@ -6,6 +6,7 @@ Heavy libraries (psycopg, OpenTelemetry, pglast) are imported by the modules tha
 from __future__ import annotations
 
 import functools
+from contextlib import contextmanager
 import os
 import sys
 from enum import Enum
@@ -88,6 +89,9 @@ FailOnRowLossOpt = Annotated[
     bool, typer.Option("--fail-on-row-loss", help="Exit 1 when a table lost rows or disappeared.")
 ]
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="Output of --status: text or one JSON document.")]
+ResultFormatOpt = Annotated[OutputFormat, typer.Option(
+    "--format", help="text, or one JSON document on stdout: each component's outcome, exit code, versions, steps "
+                     "and checks (with apply --status: the status).")]
 
 
 def components_for(component: str | None):
@@ -105,8 +109,9 @@ def project_root() -> Path:
     return components.project_root(Path(explicit) if explicit else None)
 
 
-def listeners(log_format: LogFormat | None, log_file: Path | None, settings):
-    """The tracer first (it opens the spans whose ids the logs carry), then the log, then the console."""
+def listeners(log_format: LogFormat | None, log_file: Path | None, settings, *, result=None):
+    """The tracer first (it opens the spans whose ids the logs carry), then the log, then the console, which stays
+    away when stdout carries a `result` document (--format json) instead."""
     from migrate_wrapper.output import logs, report
     from migrate_wrapper import telemetry
     from migrate_wrapper.events import Listeners
@@ -114,9 +119,28 @@ def listeners(log_format: LogFormat | None, log_file: Path | None, settings):
     fmt = log_format_of(log_format)
     logs.configure(fmt, log_file)
     chosen = [telemetry.listener(), logs.LogListener(settings.migration_progress_seconds, telemetry.current_ids)]
-    if fmt == "text" or sys.stdout.isatty():
+    if result is not None:
+        chosen.append(result)
+    elif fmt == "text" or sys.stdout.isatty():
         chosen.append(report.ConsoleListener())
     return fmt, Listeners(*chosen)
+
+
+@contextmanager
+def result_document(fmt: OutputFormat):
+    """For apply, rollback and repair: with --format json, the ResultListener whose document goes to stdout when
+    the command ends, whatever its outcome (the error line or record still ends stderr)."""
+    if fmt != OutputFormat.json:
+        yield None
+        return
+    from migrate_wrapper.output.report import dumps
+    from migrate_wrapper.output.result import ResultListener
+
+    result = ResultListener()
+    try:
+        yield result
+    finally:
+        typer.echo(dumps(result.document()))
 
 
 def confirmer(yes: bool):
@@ -135,14 +159,15 @@ def log_format_of(log_format: LogFormat | None) -> str:
     return (log_format or (LogFormat.text if sys.stderr.isatty() else LogFormat.json)).value
 
 
-def _fail(error: BaseException, *, as_json: bool = False) -> typer.Exit:
+def _fail(error: BaseException, *, as_json: bool = False, document: bool = False) -> typer.Exit:
     """The one line an error ends a command with: `error: …` on stderr, or in --log-format json a JSON record (event
-    command_error), so stderr stays one JSON object per line whatever the outcome."""
+    command_error), so stderr stays one JSON object per line whatever the outcome. With a result `document` on
+    stdout, the evidence behind a refusal is in it, not printed before it."""
     from migrate_wrapper.config.dburl import mask_text
 
     code = exit_code_of(error)
     if isinstance(error, WrapperError):
-        if error.diff:  # the evidence behind a refusal, for the operator to read
+        if error.diff and not document:  # the evidence behind a refusal, for the operator to read
             typer.echo(mask_text(error.diff))
         prefix, message = "error", printable(mask_text(str(error)))  # one line, whatever the input held
     elif isinstance(error, KeyboardInterrupt):
@@ -180,7 +205,8 @@ def edge(command=None, *, traced: bool = False):
                 raise
             except (Exception, KeyboardInterrupt) as exc:
                 as_json = traced and log_format_of(kwargs.get("log_format")) == "json"
-                raise _fail(exc, as_json=as_json) from None
+                document = kwargs.get("fmt") == OutputFormat.json
+                raise _fail(exc, as_json=as_json, document=document) from None
             finally:
                 _flush_telemetry()
 

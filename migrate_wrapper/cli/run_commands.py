@@ -9,9 +9,10 @@ import typer
 
 from migrate_wrapper.cli.app import (
     Assumption, ComponentOpt, EnvOpt, FailOnRowLossOpt, FormatOpt, LogFileOpt, LogFormatOpt, OutputFormat,
-    ScratchUrlOpt, YesOpt, app, confirmer, edge, listeners, load_settings, load_targets, scratch_server,
+    ResultFormatOpt, ScratchUrlOpt, YesOpt, app, confirmer, edge, listeners, load_settings, load_targets,
+    result_document, scratch_server,
 )
-from migrate_wrapper.errors import UsageError
+from migrate_wrapper.errors import ExitCode, UsageError
 
 
 @app.command()
@@ -20,14 +21,24 @@ def status(
     component: ComponentOpt = None,
     env: EnvOpt = None,
     fmt: FormatOpt = OutputFormat.text,
+    check: Annotated[bool, typer.Option("--check", help="Exit 0 only when up to date, clean and without drift; 6 "
+                                        "when migrations are pending or a run is in progress; 7 when dirty or "
+                                        "drifted (the worst component decides).")] = False,
     log_format: LogFormatOpt = None,
     log_file: LogFileOpt = None,
 ) -> None:
     """Show the current version, applied and pending migrations and drift (read-only)."""
-    _show_status(component, env, fmt, log_format, log_file)
+    states = _show_status(component, env, fmt, log_format, log_file)
+    if check:
+        worst = max(states, key=_STATE_ORDER.index)
+        if worst != "ok":
+            raise typer.Exit(int(ExitCode.PENDING if worst in ("pending", "running") else ExitCode.NOT_CLEAN))
 
 
-def _show_status(component, env, fmt, log_format, log_file) -> None:
+_STATE_ORDER = ["ok", "pending", "running", "drift", "dirty"]  # Status.verdict, best first
+
+
+def _show_status(component, env, fmt, log_format, log_file) -> list[str]:
     """status, and apply --status (whose own edge already translates errors and flushes)."""
     from migrate_wrapper.output import report
     from migrate_wrapper.verbs.status import status as status_verb
@@ -39,6 +50,7 @@ def _show_status(component, env, fmt, log_format, log_file) -> None:
         typer.echo(report.dumps(report.status_document(statuses)))
     else:
         typer.echo("\n\n".join(report.status_text(st) for st in statuses))
+    return [st.verdict for st in statuses]
 
 
 @app.command()
@@ -58,25 +70,27 @@ def apply(
                            "of the target (apply, roll back, apply), timed against the window.")
     ] = False,
     scratch_url: ScratchUrlOpt = None,
-    fmt: FormatOpt = OutputFormat.text,
+    fmt: ResultFormatOpt = OutputFormat.text,
     log_format: LogFormatOpt = None,
     log_file: LogFileOpt = None,
 ) -> None:
     """Apply every pending migration (all of them, in order)."""
     if show_status:
-        return _show_status(component, env, fmt, log_format, log_file)
+        _show_status(component, env, fmt, log_format, log_file)
+        return
     from migrate_wrapper.verbs.apply import apply as apply_verb
     from migrate_wrapper.runtime.pipeline import Options
 
     if (evidence is not None or rehearse or scratch_url) and not dry_run:
         raise UsageError("--evidence, --rehearse and --scratch-url go with --dry-run")
-    settings, targets = load_targets(env, component)
-    server = scratch_server(settings, scratch_url, targets) if rehearse else None
-    _, listener = listeners(log_format, log_file, settings)
-    options = Options(confirm=confirmer(yes), dry_run=dry_run, evidence=evidence, fail_on_row_loss=fail_on_row_loss,
-                      scratch=server)
-    for t in targets:
-        apply_verb(settings, t, listener=listener, options=options)
+    with result_document(fmt) as result:
+        settings, targets = load_targets(env, component)
+        server = scratch_server(settings, scratch_url, targets) if rehearse else None
+        _, listener = listeners(log_format, log_file, settings, result=result)
+        options = Options(confirm=confirmer(yes), dry_run=dry_run, evidence=evidence,
+                          fail_on_row_loss=fail_on_row_loss, scratch=server)
+        for t in targets:
+            apply_verb(settings, t, listener=listener, options=options)
 
 
 @app.command()
@@ -88,6 +102,7 @@ def rollback(
     env: EnvOpt = None,
     yes: YesOpt = False,
     fail_on_row_loss: FailOnRowLossOpt = False,
+    fmt: ResultFormatOpt = OutputFormat.text,
     log_format: LogFormatOpt = None,
     log_file: LogFileOpt = None,
 ) -> None:
@@ -95,10 +110,11 @@ def rollback(
     from migrate_wrapper.runtime.pipeline import Options
     from migrate_wrapper.verbs.rollback import rollback as rollback_verb
 
-    settings, targets = load_targets(env, component, single="rollback")
-    _, listener = listeners(log_format, log_file, settings)
-    options = Options(confirm=confirmer(yes), fail_on_row_loss=fail_on_row_loss)
-    rollback_verb(settings, targets[0], version, listener=listener, options=options)
+    with result_document(fmt) as result:
+        settings, targets = load_targets(env, component, single="rollback")
+        _, listener = listeners(log_format, log_file, settings, result=result)
+        options = Options(confirm=confirmer(yes), fail_on_row_loss=fail_on_row_loss)
+        rollback_verb(settings, targets[0], version, listener=listener, options=options)
 
 
 @app.command()
@@ -112,6 +128,7 @@ def repair(
         "--assume",
         help="Your decision where no evidence settles it (a data-only step): the step's changes are there "
              "(committed) or none are (rolled-back). Audited; refused where the evidence says otherwise.")] = None,
+    fmt: ResultFormatOpt = OutputFormat.text,
     log_format: LogFormatOpt = None,
     log_file: LogFileOpt = None,
 ) -> None:
@@ -121,11 +138,12 @@ def repair(
     from migrate_wrapper.runtime.pipeline import Options
     from migrate_wrapper.verbs.repair import repair as repair_verb
 
-    settings, targets = load_targets(env, component, single="repair")
-    server = scratch_server(settings, scratch_url, targets)
-    _, listener = listeners(log_format, log_file, settings)
-    repair_verb(settings, targets[0], listener=listener, options=Options(confirm=confirmer(yes)), server=server,
-                assume=assume.value if assume else None)
+    with result_document(fmt) as result:
+        settings, targets = load_targets(env, component, single="repair")
+        server = scratch_server(settings, scratch_url, targets)
+        _, listener = listeners(log_format, log_file, settings, result=result)
+        repair_verb(settings, targets[0], listener=listener, options=Options(confirm=confirmer(yes)), server=server,
+                    assume=assume.value if assume else None)
 
 
 @app.command("telemetry-check")

@@ -37,6 +37,19 @@ class Change:
     end_version: int | None  # where the database ends when every step succeeded
 
 
+@dataclass(frozen=True)
+class Drift:
+    """One way the files and the database disagree. Only `no_down_file` leaves the state anything but drift: it
+    blocks a rollback past that migration, not an apply."""
+
+    kind: str  # unknown_version | skipped | edited | no_down_file
+    message: str
+    migration: str | None = None  # the migration's id, when it names one
+
+    def __str__(self) -> str:
+        return self.message
+
+
 @dataclass
 class Status:
     component: str
@@ -46,12 +59,24 @@ class Status:
     current: Migration | None
     applied: list[Migration]
     pending: list[Migration]
-    drift: list[str] = field(default_factory=list)
+    drift: list[Drift] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     edited: list[str] = field(default_factory=list)  # applied migrations whose file changed since
     unfinished_runs: list[str] = field(default_factory=list)  # from the audit ledger: runs that never ended
     running: str | None = None  # a run in progress right now (it holds the run lock), when status looked for one
     last_step: dict | None = None  # from the audit ledger: the evidence of the newest run's running step
+
+    @property
+    def verdict(self) -> str:
+        """The worst that applies: dirty, drift, pending, or ok (up to date, clean, no drift) — or running: a run in
+        progress holds the run lock, and a dirty mark is then its step at work, not a failure."""
+        if self.running:
+            return "running"
+        if self.state.dirty:
+            return "dirty"
+        if any(d.kind != "no_down_file" for d in self.drift):
+            return "drift"
+        return "pending" if self.pending else "ok"
 
     @property
     def version_label(self) -> str:
@@ -80,29 +105,24 @@ def status(
     applied = [m for m in files.migrations if version is not None and m.version <= version]
     pending = [m for m in files.migrations if version is None or m.version > version]
     current = files.by_version(version) if version is not None else None
-    drift: list[str] = []
+    drift: list[Drift] = []
     if version is not None and current is None:
-        drift.append(
-            f"database version {version} is not among the migration files in {files.folder}: "
-            "golang-migrate cannot move from it"
-        )
+        drift.append(Drift("unknown_version", f"database version {version} is not among the migration files in "
+                                              f"{files.folder}: golang-migrate cannot move from it"))
     for migration in applied:
         if never_applied and migration.version in never_applied:
-            drift.append(
-                f"{migration.id} sorts below the applied version but was never applied: golang-migrate skips it"
-            )
+            drift.append(Drift("skipped", f"{migration.id} sorts below the applied version but was never applied: "
+                                          "golang-migrate skips it", migration.id))
     for migration in files.migrations:
         if migration.down is None:
-            drift.append(f"{migration.id} has no down file")
+            drift.append(Drift("no_down_file", f"{migration.id} has no down file", migration.id))
     changed = []
     for migration in applied:
         recorded = history.sha256.get(migration.version) if history else None
         if recorded and migration.up is not None and migration.sha256("up") != recorded:
             changed.append(migration.id)
-            drift.append(
-                f"{migration.id} was edited after it was applied (sha256 recorded {recorded[:12]}…, "
-                f"file {migration.sha256('up')[:12]}…)"
-            )
+            drift.append(Drift("edited", f"{migration.id} was edited after it was applied (sha256 recorded "
+                                         f"{recorded[:12]}…, file {migration.sha256('up')[:12]}…)", migration.id))
     if never_applied:
         applied = [m for m in applied if m.version not in never_applied]
     return Status(

@@ -13,8 +13,19 @@ from migrate_wrapper.model.plan import Status
 from migrate_wrapper.output.ticker import StepWatch
 
 
+_VERDICT = {"ok": "up to date", "dirty": "a migration did not finish", "drift": "the files and the database disagree",
+            "running": "a run is in progress"}
+
+
+def verdict_line(st: Status) -> str:
+    """`operational: PENDING — 2 to apply`: the state at a glance, first."""
+    why = f"{plural(len(st.pending), 'migration')} to apply" if st.verdict == "pending" else _VERDICT[st.verdict]
+    return f"{st.component}: {st.verdict.upper()} — {why}"
+
+
 def status_text(st: Status) -> str:
     lines = [
+        verdict_line(st),
         f"component: {st.component}",
         f"database:  {st.database}",
         f"folder:    {st.folder}",
@@ -32,7 +43,7 @@ def status_text(st: Status) -> str:
             f"DIRTY: a migration did not finish; run scripts/db/repair.sh --component {st.component} --env <file> "
             "(see the runbook's dirty-state recovery)"
         )
-    lines += _grouped("drift:     ", st.drift)
+    lines += _grouped("drift:     ", [d.message for d in st.drift])
     lines += _grouped("warning:   ", st.problems)
     return "\n".join(lines)
 
@@ -63,17 +74,20 @@ def status_document(statuses: list[Status]) -> dict:
 
 
 def status_dict(st: Status) -> dict:
+    """specs/schemas/status.schema.json describes it: every version a string id or null."""
+    version = st.current.id if st.current else None if st.state.version is None else str(st.state.version)
     return {
         "component": st.component,
+        "state": st.verdict,
         "database": st.database,
         "folder": st.folder,
-        "version": st.current.id if st.current else st.state.version,
+        "version": version,
         "dirty": st.state.dirty,
         "running": st.running,
         "migrations_table": f"{st.state.schema}.{st.state.table}",
         "applied": [{"version": m.version_text, "slug": m.slug, "id": m.id} for m in st.applied],
         "pending": [{"version": m.version_text, "slug": m.slug, "id": m.id} for m in st.pending],
-        "drift": st.drift,
+        "drift": [{"kind": d.kind, "migration": d.migration, "message": d.message} for d in st.drift],
         "problems": st.problems,
     }
 

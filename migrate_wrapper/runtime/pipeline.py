@@ -64,6 +64,7 @@ def run_change(ctx: RunContext, conn: psycopg.Connection, st: Status, opened: li
     if not change.steps:
         verb = "apply" if change.direction == "up" else "roll back"
         listener.note(run, "migration_noop", f"{target.component.name}: nothing to {verb}")
+        run.reached = session.reached(st)
         ctx.outcome = "noop"
         return
     if run.dry_run:
@@ -84,6 +85,7 @@ def run_change(ctx: RunContext, conn: psycopg.Connection, st: Status, opened: li
             from migrate_wrapper.runtime import approval_evidence
 
             approval_evidence.write(options.evidence, run, change, checks)
+        run.reached = session.reached(st)  # read under this run's checks; a dry run changes nothing
         ctx.outcome = "dry_run"
         return
     if not options.confirm(
@@ -107,6 +109,8 @@ def run_change(ctx: RunContext, conn: psycopg.Connection, st: Status, opened: li
         error = exc
         raise
     finally:
+        final = reader.without_reconnecting()
+        run.reached = session.reached(final) if final is not None else None  # None: unknown
         try:
             session.finish_audit(reader.conn, run, listener, error)
         finally:

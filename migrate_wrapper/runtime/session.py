@@ -167,6 +167,17 @@ class StateReader:
             self._reconnect()
             return read_status(self._conn, self.target)
 
+    def without_reconnecting(self) -> plan.Status | None:
+        """The state, read on the connection there is; None when it is gone (a reconnect was already tried)."""
+        import psycopg
+
+        if self._conn.closed or self._conn.broken:
+            return None
+        try:
+            return read_status(self._conn, self.target)
+        except psycopg.Error:
+            return None
+
     def close(self) -> None:
         self._conn.close()
 
@@ -180,3 +191,9 @@ def finish_audit(conn: psycopg.Connection, run: RunInfo, listener: Listener, err
         ledger.finish(conn, run, outcome_of(error), message)
     except Exception as exc:  # noqa: BLE001 - the migration's own error (or success) is what the caller reports
         listener.note(run, "audit_write_failed", f"could not complete the audit record: {type(exc).__name__}")
+
+
+def reached(st: plan.Status) -> tuple[str | None, bool]:
+    """RunInfo.reached from a status just read: the version's id (its number if no file has it) and the dirty flag."""
+    version = st.current.id if st.current else None if st.state.version is None else str(st.state.version)
+    return version, st.state.dirty

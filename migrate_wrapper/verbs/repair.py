@@ -62,11 +62,12 @@ def repair(settings: Settings, target: Target, *, listener: Listener, options: O
         conn, reachable = session.connect(target, settings)
         try:
             st = session.read_status(conn, target)
-            run.from_version = st.version_label
+            run.from_version = session.reached(st)[0]
             listener.run_started(run, [])
             if not st.state.dirty:
                 listener.note(run, "migration_noop", f"{target.component.name} is clean at {st.version_label}: "
                                                       "nothing to repair")
+                run.reached = session.reached(st)
                 ctx.outcome = "noop"
                 return "noop"
             author, approver = approve(ctx)
@@ -93,6 +94,7 @@ def repair(settings: Settings, target: Target, *, listener: Listener, options: O
                                          ["force", str(decision.version if decision.version is not None else -1)],
                                          steps.url_params(settings, conn))
                 after = session.read_status(conn, target)
+                run.reached = session.reached(after)
                 if forced.failure is not None or after.state.dirty or after.state.version != decision.version:
                     raise MigrationFailed(
                         f"marking {run.target} clean failed"

@@ -20,8 +20,9 @@ def status(settings: Settings, target: Target, *, listener: Listener) -> Status:
         listener.note(
             run, "migration_status", f"{target.component.name} at {st.version_label}",
             version=run.target, dirty=st.state.dirty, applied=[m.id for m in st.applied],
-            pending=[m.id for m in st.pending], drift=st.drift, running=st.running,
+            pending=[m.id for m in st.pending], drift=[d.message for d in st.drift], running=st.running,
+            state=st.verdict,
         )
-        for line in st.drift:
-            listener.note(run, "migration_drift", line)
+        for drift in st.drift:
+            listener.note(run, "migration_drift", drift.message, kind=drift.kind, migration=drift.migration)
         return st

@@ -99,3 +99,33 @@ def test_without_telemetry_the_audit_row_and_the_logs_share_the_runs_trace_id(mi
     ledger = dbs.server.psql(dbs.operational,
                              f"select trace_id from migration_meta.migration_audit where run_id = '{run_id}'")
     assert ledger == trace_id
+
+
+def test_status_state_and_check_for_deploy_gates(migrate_bin, dbs):
+    """status --check exits 0 only when up to date, clean and without drift; the JSON says the same state."""
+    def check(*extra):
+        return run_cli("status", "-c", "operational", "--env", str(dbs.env_file), "--check", *extra)
+
+    pending = check("--format", "json")
+    assert pending.returncode == 6, pending.output
+    (doc,) = json.loads(pending.stdout)["components"]
+    assert doc["state"] == "pending" and doc["version"] is None
+
+    assert run_cli("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes").returncode == 0
+    ok = check("--format", "json")
+    assert ok.returncode == 0, ok.output
+    (doc,) = json.loads(ok.stdout)["components"]
+    assert doc["state"] == "ok" and isinstance(doc["version"], str)
+    assert check("--log-format", "text").stdout.splitlines()[0] == "operational: OK — up to date"
+
+    dbs.server.psql(dbs.operational, "update schema_migrations set dirty = true")
+    dirty = check("--format", "json")
+    assert dirty.returncode == 7 and json.loads(dirty.stdout)["components"][0]["state"] == "dirty"
+
+    dbs.server.psql(dbs.operational, "update schema_migrations set dirty = false, version = 209901010000")
+    drifted = check("--format", "json")
+    assert drifted.returncode == 7
+    (doc,) = json.loads(drifted.stdout)["components"]
+    assert doc["state"] == "drift" and doc["version"] == "209901010000"
+    assert [d["kind"] for d in doc["drift"]] == ["unknown_version"]
+    assert run_cli("status", "-c", "operational", "--env", str(dbs.env_file)).returncode == 0  # without --check

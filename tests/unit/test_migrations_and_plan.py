@@ -75,14 +75,22 @@ def test_status_applied_pending_and_drift(tmp_path):
     assert [m.id for m in st.applied] == ["202601010000_a"]
     assert [m.id for m in st.pending] == ["202601010100_b", "202601010200_c"]
     assert st.version_label == "202601010000_a"
-    assert st.drift == ["202601010200_c has no down file"]
+    assert [(d.kind, d.migration, d.message) for d in st.drift] == [
+        ("no_down_file", "202601010200_c", "202601010200_c has no down file")]
+    assert st.verdict == "pending"  # an up-only migration blocks only a rollback past it: not drift
 
     unknown = plan.status("operational", "x", files, state(202601019999))
-    assert "database version 202601019999 is not among the migration files" in unknown.drift[0]
+    assert unknown.drift[0].kind == "unknown_version" and unknown.verdict == "drift"
+    assert "database version 202601019999 is not among the migration files" in unknown.drift[0].message
 
     skipped = plan.status("operational", "x", files, state(202601010100), history=History(covered_from=-1, applied={202601010100}))
-    assert any("202601010000_a sorts below the applied version but was never applied" in d for d in skipped.drift)
+    assert any(d.kind == "skipped" and d.migration == "202601010000_a" and "sorts below the applied version but was "
+               "never applied" in d.message for d in skipped.drift)
     assert [m.id for m in skipped.applied] == ["202601010100_b"]
+    assert skipped.verdict == "drift"
+
+    assert plan.status("operational", "x", files, state(202601010200)).verdict == "ok"  # c has no down file: still ok
+    assert plan.status("operational", "x", files, state(202601010100, dirty=True)).verdict == "dirty"
 
 
 def test_rollback_plan(tmp_path):
