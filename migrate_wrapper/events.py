@@ -87,6 +87,7 @@ class RunInfo:
     # and the evidence carry the same id whether telemetry is on or not.
     trace_id: str = field(default_factory=lambda: secrets.token_hex(16))
     overridden: tuple[str, ...] = ()  # settings whose --env file value the environment overrode (names only)
+    migrate: str | None = None  # the golang-migrate in use, `4.19.1 at /path`, for the runs that run it
     # The database's version (id) and dirty flag as read when the run ended; None: unknown (not read, or the read
     # failed: the server was gone).
     reached: tuple[str | None, bool] | None = None

@@ -11,9 +11,12 @@ from migrate_wrapper.events import CheckResult, Listener, RunInfo
 from migrate_wrapper.errors import PreCheckFailed
 from migrate_wrapper.model.migrations import Migration, too_big
 from migrate_wrapper.model.plan import Status
+from migrate_wrapper.versions import GOLANG_MIGRATE_VERSION
 
 if TYPE_CHECKING:
     import psycopg
+
+    from migrate_wrapper.golang_migrate.runner import Binary
 
 
 def _result(name: str, status: str, reason: str, *, hint: str | None = None, **data: object) -> CheckResult:
@@ -109,6 +112,15 @@ def dirty(st: Status, url_setting: str) -> CheckResult:
                 "shows what it found and what to decide")
     return _result("dirty", "fail", f"database is dirty at version {version if version is not None else 'none'}: "
                    f"{why}", hint=hint)
+
+
+def binary_version(binary: Binary) -> CheckResult:
+    """A golang-migrate other than the pinned one (first on PATH, another MIGRATE_BIN) still runs; it is named."""
+    if binary.version == GOLANG_MIGRATE_VERSION:
+        return _result("golang_migrate", "ok", f"golang-migrate {binary.version} at {binary.path}")
+    return _result("golang_migrate", "warn", f"golang-migrate {binary.version} at {binary.path}, not the pinned "
+                   f"{GOLANG_MIGRATE_VERSION}", hint="make setup builds the pinned one into .tools/bin; MIGRATE_BIN "
+                   "chooses which to run", version=binary.version, pinned=GOLANG_MIGRATE_VERSION)
 
 
 def checksums(st: Status, environment: str) -> CheckResult:

@@ -28,10 +28,36 @@ app = typer.Typer(
 )
 
 
+def _show_version(wanted: bool) -> None:
+    """--version: this wrapper's version, and the golang-migrate a run would use (MIGRATE_BIN from the environment,
+    else `migrate` on PATH, else the project's .tools/bin/migrate) with its version beside the pinned one."""
+    if not wanted:
+        return
+    from migrate_wrapper import __version__
+    from migrate_wrapper.golang_migrate import runner
+    from migrate_wrapper.versions import GOLANG_MIGRATE_VERSION
+
+    typer.echo(f"migrate-wrapper {__version__}")
+    try:
+        root = project_root()
+    except WrapperError:
+        root = Path.cwd()
+    try:
+        binary = runner.vet(runner.locate(os.environ.get("MIGRATE_BIN") or None, root))
+        found = f"{binary.version} at {binary.path}"
+    except WrapperError as exc:
+        found = f"not usable: {printable(str(exc))}"
+    typer.echo(f"golang-migrate {found} (pinned {GOLANG_MIGRATE_VERSION})")
+    raise typer.Exit(0)
+
+
 @app.callback()
 def _project(project_dir: Annotated[Optional[Path], typer.Option(
         "--project-dir", help="The project root: where migrate-wrapper.toml is (default: MIGRATE_WRAPPER_ROOT, else "
-                              "the nearest directory upwards that holds one).")] = None) -> None:
+                              "the nearest directory upwards that holds one).")] = None,
+             version: Annotated[bool, typer.Option(
+                 "--version", is_eager=True, callback=_show_version,
+                 help="Show this version and the golang-migrate a run would use, then exit.")] = False) -> None:
     if project_dir is not None:
         if not (project_dir / "migrate-wrapper.toml").is_file():
             raise _fail(UsageError(f"--project-dir {printable(str(project_dir), 200)} holds no migrate-wrapper.toml",

@@ -113,8 +113,10 @@ class ConsoleListener(Listener):
             return  # the status table is printed whole by the CLI
         verb = {"up": "apply", "down": "roll back"}.get(run.direction, run.command)
         dry = " (dry run: nothing will be changed)" if run.dry_run else ""
-        self._print(f"{run.component} @ {run.database}: {verb} {len(plan)} migration(s){dry}")
+        self._print(f"{run.component} @ {run.database} ({run.environment}): {verb} {len(plan)} migration(s){dry}")
         self._print(f"  from {run.from_version or 'none'} to {run.target or 'none'}")
+        if run.migrate:
+            self._print(f"  golang-migrate {run.migrate}")
         for key in run.overridden:
             self._print(f"  note: {key} comes from the environment, not the --env file (the environment wins)")
         for step in plan:

@@ -26,7 +26,10 @@ class RunContext:
     @classmethod
     def start(cls, command: str, settings: Settings, target: Target, listener: Listener, *, direction: str = "up",
               dry_run: bool = False, binary: Binary | None = None) -> RunContext:
-        return cls(settings, target, new_run(command, target, settings, direction, dry_run), listener, binary)
+        run = new_run(command, target, settings, direction, dry_run)
+        if binary is not None:
+            run.migrate = f"{binary.version} at {binary.path}"
+        return cls(settings, target, run, listener, binary)
 
     @contextmanager
     def tracked(self) -> Iterator[RunContext]:

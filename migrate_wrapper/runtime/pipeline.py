@@ -43,6 +43,8 @@ def pre_checks(ctx: RunContext, conn: psycopg.Connection, st: Status, opened: li
         results.append(pre.migration_lock(conn, target.url, st))
     results += [pre.files(st, change.direction, change.steps), pre.dirty(st, target.component.url_setting),
                 pre.checksums(st, settings.migration_environment)]
+    if ctx.binary is not None:
+        results.append(pre.binary_version(ctx.binary))
     if run.dry_run:
         results.append(pre.sql(change.steps, change.direction))
         results.append(pre.lint(settings.project_root(), target.component, change.steps, change.direction))
@@ -90,7 +92,8 @@ def run_change(ctx: RunContext, conn: psycopg.Connection, st: Status, opened: li
         return
     if not options.confirm(
         f"{'Apply' if change.direction == 'up' else 'Roll back'} {len(change.steps)} migration(s) of "
-        f"{target.component.name} ({run.database}) to {run.target or 'no version'}?"
+        f"{target.component.name} ({run.database}, {run.environment}) to {run.target or 'no version'} with "
+        f"golang-migrate {run.migrate}?"
     ):
         raise UsageError("nothing changed: the operator declined")
 

@@ -267,7 +267,9 @@ def test_edited_applied_file_is_drift(migrate_bin, dbs, project):
     (root / "db/migrations/operational/202601010000_create_t.up.sql").write_text("create table t(id bigint);\n")
     status = run_cli("status", "-c", "operational", "--env", str(dbs.env_file), "--format", "json", root=root)
     drift = json.loads(status.stdout)["components"][0]["drift"]
-    assert any("202601010000_create_t was edited after it was applied" in d for d in drift)
+    assert any(d["kind"] == "edited" and d["migration"] == "202601010000_create_t"
+               and "202601010000_create_t was edited after it was applied" in d["message"] for d in drift)
+    assert json.loads(status.stdout)["components"][0]["state"] == "drift"
     prod = apply(dbs, root, env={"MIGRATION_ENVIRONMENT": "production", "MIGRATION_AUTHOR": "a", "MIGRATION_APPROVED_BY": "b"})
     assert prod.returncode == 3 and "pre-check failed: checksums" in error_line(prod)
 
@@ -279,7 +281,8 @@ def test_out_of_order_file_is_drift_and_blocks_apply(migrate_bin, dbs, project):
     root = project({"operational": files(*BASE, ("202601010050_late", "create table late(id int);\n", "drop table late;\n"), ALTER_T)})
     status = run_cli("status", "-c", "operational", "--env", str(dbs.env_file), "--format", "json", root=root)
     drift = json.loads(status.stdout)["components"][0]["drift"]
-    assert any("202601010050_late sorts below the applied version but was never applied" in d for d in drift)
+    assert any(d["kind"] == "skipped" and "202601010050_late sorts below the applied version but was never applied"
+               in d["message"] for d in drift)
     result = apply(dbs, root)
     assert result.returncode == 3 and "pre-check failed: files" in error_line(result)
 

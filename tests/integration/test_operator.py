@@ -1,0 +1,43 @@
+"""What an operator at a terminal is told: the versions in use, the environment, and a golang-migrate other than
+the pinned one."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+import pytest
+
+from migrate_wrapper import __version__
+from migrate_wrapper.versions import GOLANG_MIGRATE_VERSION
+from tests.conftest import ROOT, invoke
+
+pytestmark = pytest.mark.integration
+
+
+def test_version_names_the_wrapper_and_the_golang_migrate_a_run_would_use(migrate_bin):
+    result = invoke("--version")
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == [
+        f"migrate-wrapper {__version__}",
+        f"golang-migrate {GOLANG_MIGRATE_VERSION} at {migrate_bin} (pinned {GOLANG_MIGRATE_VERSION})",
+    ]
+    missing = invoke("--version", env={"MIGRATE_BIN": str(ROOT / "no-such-migrate")})
+    assert missing.returncode == 0 and "golang-migrate not usable: MIGRATE_BIN=" in missing.stdout
+
+
+def test_another_golang_migrate_is_a_warning_naming_both_versions(migrate_bin, dbs, tmp_path):
+    other = tmp_path / "migrate"
+    other.write_text(f'#!/bin/sh\nif [ "$1" = "-version" ]; then echo 4.18.2 >&2; exit 0; fi\nexec {migrate_bin} "$@"\n')
+    other.chmod(other.stat().st_mode | stat.S_IEXEC)
+    result = invoke("apply", "-c", "operational", "--env", str(dbs.env_file), "--dry-run", "--log-format", "json",
+                    env={"MIGRATE_BIN": str(other)})
+    assert result.returncode == 0, result.output
+    (pre,) = [json.loads(line) for line in result.stderr.splitlines() if '"migration_pre_checks"' in line]
+    (check,) = [c for c in pre["checks"] if c["name"] == "golang_migrate"]
+    assert check["status"] == "warn"
+    assert check["reason"] == f"golang-migrate 4.18.2 at {other}, not the pinned {GOLANG_MIGRATE_VERSION}"
+
+    text = invoke("apply", "-c", "operational", "--env", str(dbs.env_file), "--dry-run", "--log-format", "text")
+    assert "operational @ postgres://canary:***@" in text.stdout and "(dev): apply" in text.stdout
+    assert f"golang-migrate {GOLANG_MIGRATE_VERSION} at {migrate_bin}" in text.stdout
