@@ -41,3 +41,29 @@ def test_another_golang_migrate_is_a_warning_naming_both_versions(migrate_bin, d
     text = invoke("apply", "-c", "operational", "--env", str(dbs.env_file), "--dry-run", "--log-format", "text")
     assert "operational @ postgres://canary:***@" in text.stdout and "(dev): apply" in text.stdout
     assert f"golang-migrate {GOLANG_MIGRATE_VERSION} at {migrate_bin}" in text.stdout
+
+
+def test_a_non_editable_install_runs_from_any_directory(migrate_bin, dbs, tmp_path):
+    """The built wheel (not this checkout) holds every package the CLI needs: from another directory, with the
+    project named by --project-dir, status reads the database."""
+    import subprocess
+    import sys
+
+    from tests.conftest import child_env
+
+    wheels, site = tmp_path / "wheels", tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(ROOT)],
+                   check=True, capture_output=True, timeout=300)
+    (wheel,) = wheels.glob("migrate_wrapper-*.whl")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
+                   check=True, capture_output=True, timeout=300)
+    env = {**child_env(), "PYTHONPATH": str(site)}
+    env.pop("MIGRATE_WRAPPER_ROOT")
+    where = subprocess.run([sys.executable, "-c", "import migrate_wrapper; print(migrate_wrapper.__file__)"],
+                           env=env, cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert where.stdout.strip().startswith(str(site))  # the installed copy, not the checkout
+    status = subprocess.run([sys.executable, "-m", "migrate_wrapper", "--project-dir", str(ROOT), "status", "-c",
+                             "operational", "--env", str(dbs.env_file), "--format", "json"],
+                            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["components"][0]["state"] == "pending"
