@@ -6,8 +6,8 @@ from migrate_wrapper.events import CheckResult, Listener, RunInfo
 
 
 def report(run: RunInfo, listener: Listener, phase: str, results: list[CheckResult]) -> CheckResult | None:
-    """Hand every result to the listeners as one phase; return the first failure, if any."""
-    listener.checks_started(run, phase)
+    """Hand every result to the listeners as one phase, which the caller started (listener.checks_started) as its
+    checks began; return the first failure, if any."""
     for result in results:
         listener.check(run, result)
     listener.checks_finished(run, phase, results)

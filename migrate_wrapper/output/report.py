@@ -159,7 +159,8 @@ class ConsoleListener(Listener):
         self._end_live_line()
         self._watch.close()
         if error is None and run.command != "status":
-            self._print(f"{run.component}: {outcome} at {run.target or 'none'} in {_ms(run.elapsed_ms())}")
+            self._print(f"{run.component}: {outcome} at {run.target or 'none'} in {_ms(run.elapsed_ms())} "
+                        f"(trace {run.trace_id})")
 
 
 def _ms(value: float | None) -> str:

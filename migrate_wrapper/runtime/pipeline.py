@@ -36,6 +36,7 @@ class Options:
 def pre_checks(ctx: RunContext, conn: psycopg.Connection, st: Status, opened: list[CheckResult],
                change: Change) -> list[CheckResult]:
     settings, target, run, listener = ctx.settings, ctx.target, ctx.run, ctx.listener
+    listener.checks_started(run, "pre")  # the phase's span covers the checks' own time, not only their report
     # The locks come first: while another run holds them, its step shows as dirty, and "another migration is
     # running" is the true reason.
     results = list(opened)
@@ -153,6 +154,7 @@ def _post_checks(ctx: RunContext, reader, change: Change, before, exclude: set[s
     from migrate_wrapper.checks import post
     from migrate_wrapper.postgres import snapshot as snapshots
 
+    listener.checks_started(run, "post")
     after_state = reader()
     after = snapshots.snapshot(reader.conn, exact_threshold_rows=settings.migration_exact_count_threshold,
                                exclude=exclude, connect_more=session.connector(target, settings))

@@ -9,6 +9,7 @@ from urllib.parse import unquote, urlsplit
 
 
 _MAX_TEXT = 1_000  # longest free text put on a span
+_NAMED_ROLE = re.compile(r'\b(user|role) "[^"]*"')  # PostgreSQL's "… for user "app"", "role "app" does not exist"
 _URL_USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]*@")
 
 
@@ -17,6 +18,7 @@ def clean(text: object, limit: int = _MAX_TEXT) -> str:
     from migrate_wrapper.config.dburl import mask_text
 
     out = _URL_USERINFO.sub(r"\1", mask_text(str(text), header_values()))  # telemetry gets no user names either
+    out = _NAMED_ROLE.sub(r'\1 "***"', out)
     return out if len(out) <= limit else out[: limit - 1] + "…"
 
 

@@ -28,9 +28,8 @@ from migrate_wrapper.telemetry.redact import clean
 DEFAULT_SERVICE_NAME = "db-migrate-cli"
 EXPORT_DELAY_MS = 500  # the batch span processor's schedule delay unless OTEL_BSP_SCHEDULE_DELAY is set
 
-# Histogram buckets in ms: a migration step takes milliseconds to many minutes.
-_MS_BUCKETS = (5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 120_000, 300_000,
-               600_000, 1_800_000)
+# Histogram buckets in seconds (OpenTelemetry's unit for durations): a step takes milliseconds to many minutes.
+_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 
 
 def _resource():
@@ -100,10 +99,10 @@ class _Runtime:
 
         def histogram(name: str, description: str):
             try:
-                return meter.create_histogram(name, unit="ms", description=description,
-                                              explicit_bucket_boundaries_advisory=_MS_BUCKETS)
+                return meter.create_histogram(name, unit="s", description=description,
+                                              explicit_bucket_boundaries_advisory=_SECONDS_BUCKETS)
             except TypeError:  # an SDK without bucket advice
-                return meter.create_histogram(name, unit="ms", description=description)
+                return meter.create_histogram(name, unit="s", description=description)
 
         self.instruments = {
             "run_duration": histogram("migration.run.duration", "Wall time of one migrate-wrapper run"),

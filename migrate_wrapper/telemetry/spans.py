@@ -260,7 +260,8 @@ class TelemetryListener(Listener):
             rec.end(span)
             state.last_closed = span
         if duration is not None:
-            rec.record("step_duration", duration, rec.metric_attributes(run) | {"migration.direction": step.direction})
+            rec.record("step_duration", duration / 1000.0,
+                       rec.metric_attributes(run) | {"migration.direction": step.direction})
 
     @_hook
     def output(self, rec: Recorder, run: RunInfo, state: RunSpans, line: str) -> None:
@@ -287,7 +288,7 @@ class TelemetryListener(Listener):
                      error: BaseException | None) -> None:
         duration = run.elapsed_ms()
         metric_attributes = rec.metric_attributes(run) | {"migration.outcome": OUTCOME_METRIC.get(outcome, "failed")}
-        rec.record("run_duration", duration, metric_attributes)
+        rec.record("run_duration", duration / 1000.0, metric_attributes)
         rec.record("runs", 1, metric_attributes)
         root = rec.ensure_root(run, state)  # also when run_started never came (e.g. no connection)
         if root is None:
@@ -309,6 +310,9 @@ class TelemetryListener(Listener):
                                       "migration.duration_ms": round(duration, 3)}
         if state.rows_changed is not None:
             attributes["migration.rows_changed"] = state.rows_changed
+        if run.reached is not None:  # read from the database as the run ended
+            attributes["migration.version.reached"] = run.reached[0] or "none"
+            attributes["migration.dirty"] = run.reached[1]
         rec.set(root, attributes)
         if error is not None:
             for name, event_attributes in error_events(error):

@@ -71,6 +71,7 @@ def repair(settings: Settings, target: Target, *, listener: Listener, options: O
                 ctx.outcome = "noop"
                 return "noop"
             author, approver = approve(ctx)
+            listener.checks_started(run, "pre")
             lock = session.run_lock(conn, target, st)
             step = _ledger_step(conn, target, st.state.version)
             pre.run_all(run, listener, [reachable, lock, _migration_lock(conn, target, st, step)])

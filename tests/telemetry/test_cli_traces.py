@@ -59,6 +59,7 @@ def test_apply_trace_metrics_and_log_ids(migrate_bin, dbs, receiver):
     assert {s.trace_id for s in spans} == {root.trace_id}  # one trace for the run
     assert_run_attributes(root, dbs, "operational", "up", False)
     assert root.attributes["migration.version"] == ids[-1]
+    assert root.attributes["migration.version.reached"] == ids[-1] and root.attributes["migration.dirty"] is False
     assert root.attributes["migration.outcome"] == "ok"
     assert root.attributes["migration.plan"] == ids
     assert root.status_code == 1
@@ -94,7 +95,10 @@ def test_apply_trace_metrics_and_log_ids(migrate_bin, dbs, receiver):
                                "migration.environment": "dev", "migration.command": "apply",
                                "migration.outcome": "ok"}
     (step_hist,) = [p for p in points if p.metric == "migration.step.duration"]
-    assert step_hist.count == len(ids) and step_hist.unit == "ms"
+    assert step_hist.count == len(ids) and step_hist.unit == "s"  # OpenTelemetry's unit for durations
+    (run_hist,) = [p for p in points if p.metric == "migration.run.duration"]
+    root_seconds = (root.end_ns - root.start_ns) / 1e9
+    assert run_hist.unit == "s" and 0 < run_hist.value <= root_seconds * 1.5  # seconds, not milliseconds
     assert points[0].resource["service.name"] == "db-migrate-cli"
 
     post = only(spans, "migration.post_checks")

@@ -96,7 +96,7 @@ SCRIPT = textwrap.dedent(
     tracer = telemetry.listener()
     run = new_run()
     error = MigrationFailed(f"cannot connect to postgres://canary:{{PASSWORD}}@db.example/app with key {{OTLP_SECRET}}"
-                            f" and {{PASSWORD}}")
+                            f" and {{PASSWORD}}: password authentication failed for user \\"canary\\"")
     tracer.run_finished(run, "failed", error)
     ids["no_start_trace_id"] = run.trace_id
 
