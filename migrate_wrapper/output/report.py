@@ -104,6 +104,7 @@ class ConsoleListener(Listener):
         self.live = self.stream.isatty()
         self._watch = StepWatch(0.5, self._show)
         self._drawn = False
+        self._position: dict[str, tuple[int, int]] = {}  # run id → (steps started, steps planned)
 
     def _print(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
@@ -111,6 +112,7 @@ class ConsoleListener(Listener):
     def run_started(self, run: RunInfo, plan: list[str]) -> None:
         if run.command == "status":
             return  # the status table is printed whole by the CLI
+        self._position[run.run_id] = (0, len(plan))
         verb = {"up": "apply", "down": "roll back"}.get(run.direction, run.command)
         dry = " (dry run: nothing will be changed)" if run.dry_run else ""
         self._print(f"{run.component} @ {run.database} ({run.environment}): {verb} {len(plan)} migration(s){dry}")
@@ -129,6 +131,8 @@ class ConsoleListener(Listener):
                 self._print(f"    {line.strip()}")
 
     def step_started(self, run: RunInfo, step: StepInfo) -> None:
+        started, planned = self._position.get(run.run_id, (0, 0))
+        self._position[run.run_id] = (started + 1, planned)
         if self.live:
             self._watch.started(run, step)
 
@@ -136,7 +140,9 @@ class ConsoleListener(Listener):
         verb = "applying" if step.direction == "up" else "reverting"
         left = run.time_left()
         window = f", {left:.0f}s left in the window" if left is not None else ""
-        self.stream.write(f"\r\033[K  {verb} {step.id} … {_ms(elapsed * 1000)}{window}")
+        started, planned = self._position.get(run.run_id, (0, 0))
+        position = f"step {started}/{planned}: " if planned else ""
+        self.stream.write(f"\r\033[K  {position}{verb} {step.id} … {_ms(elapsed * 1000)}{window}")
         self.stream.flush()
         self._drawn = True
 
@@ -152,7 +158,8 @@ class ConsoleListener(Listener):
 
     def note(self, run: RunInfo, event: str, message: str, **data: object) -> None:
         if event in ("dry_run_file", "migration_noop", "guardrail_exceeded", "approval_granted", "migration_state",
-                     "lock_retry", "rehearsal"):
+                     "lock_retry", "rehearsal", "migration_stopping"):
+            self._end_live_line()  # on a line of its own, not after the live one
             self._print(message)
 
     def run_finished(self, run: RunInfo, outcome: str, error: BaseException | None) -> None:

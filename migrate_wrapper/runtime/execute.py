@@ -64,7 +64,8 @@ def carry_out(rc: RunContext, read_state: StateReader, change: Change) -> None:
                    session.lock_key(target, first),
                    proof.bookkeeping(first.state.schema, first.state.table))
     deadline = run.started + settings.migration_window_seconds
-    stopper = Stopper(settings.migration_window_grace_seconds, lambda: _cancel_lock_holder(target, ctx.lock_key))
+    stopper = Stopper(settings.migration_window_grace_seconds, lambda: _cancel_lock_holder(target, ctx.lock_key),
+                      acknowledge=lambda message: listener.note(run, "migration_stopping", message))
     remaining = list(change.steps)
     attempt = 1
     with stopper.handling_signals():

@@ -13,9 +13,11 @@ from contextlib import contextmanager
 
 
 class Stopper:
-    def __init__(self, grace: float, cancel_statement: Callable[[], int | None]) -> None:
+    def __init__(self, grace: float, cancel_statement: Callable[[], int | None],
+                 acknowledge: Callable[[str], None] = lambda message: None) -> None:
         self.grace = grace
         self.cancel_statement = cancel_statement  # returns the pid it cancelled, if any
+        self.acknowledge = acknowledge  # tells the operator at once what a Ctrl-C (or SIGTERM) does
         self.reason: str | None = None  # "window" | "signal"
         self.signals = 0
         self.proc: subprocess.Popen[bytes] | None = None
@@ -57,12 +59,16 @@ class Stopper:
         self.reason = self.reason or "signal"
         proc = self.proc
         if proc is None or proc.poll() is not None:
+            self.acknowledge("stopping: no further step will start")
             return
         if self.signals == 1:
+            self.acknowledge("stopping after the running step; Ctrl-C again to cancel it")
             _signal(proc, signal.SIGINT)
         elif self.signals == 2:
+            self.acknowledge("cancelling the running step's statement; Ctrl-C again to kill golang-migrate")
             threading.Thread(target=self._cancel, daemon=True).start()
         else:
+            self.acknowledge("killing golang-migrate")
             _signal(proc, signal.SIGKILL)
 
     def _cancel(self) -> None:

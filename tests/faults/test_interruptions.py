@@ -34,6 +34,13 @@ def test_ctrl_c_finishes_the_running_step_and_reports(migrate_bin, dbs, project,
     assert "interrupted: finished 202601010000_create_t, 202601010100_slow; stopped before 202601010200_after" in err
     assert version(dbs) == "202601010100"
     assert dbs.server.psql(dbs.operational, "select to_regclass('after_slow') is null") == "t"
+    # The Ctrl-C was acknowledged at once, before the running step ended and the run reported its state.
+    records = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    stopping = [i for i, r in enumerate(records) if r["event"] == "migration_stopping"]
+    assert [records[i]["msg"] for i in stopping] == ["stopping after the running step; Ctrl-C again to cancel it"]
+    (slow_done,) = [i for i, r in enumerate(records)
+                    if r["event"] == "migration_step_finish" and r["version"] == "202601010100_slow"]
+    assert stopping[0] < slow_done  # said while the step still ran, not after it
 
 
 @pytest.mark.faults(scenario="SIGTERM during a step", expected="like Ctrl-C: exit 130, clean")

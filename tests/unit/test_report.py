@@ -38,3 +38,20 @@ def test_no_live_line_off_a_terminal():
     time.sleep(0.7)
     console.step_finished(run, StepInfo(id=step.id, version=step.version, direction="up", duration_ms=5.0))
     assert out.getvalue() == "  applied 202601010000_a (5.0ms)\n"
+
+
+def test_the_live_line_shows_the_position_and_a_ctrl_c_gets_its_own_line():
+    stream = Terminal()
+    console = ConsoleListener(stream)
+    run = run_info()
+    run.window_seconds = None
+    console.run_started(run, ["1_a", "2_b", "3_c"])
+    console.step_started(run, StepInfo("1_a", 1, "up"))
+    console.step_finished(run, StepInfo("1_a", 1, "up", duration_ms=3.0))
+    second = StepInfo("2_b", 2, "up")
+    console.step_started(run, second)
+    console._show(run, second, 1.5)  # what the ticker draws every half second
+    assert stream.getvalue().endswith("\r\033[K  step 2/3: applying 2_b … 1.50s")
+    console.note(run, "migration_stopping", "stopping after the running step; Ctrl-C again to cancel it")
+    assert stream.getvalue().endswith("1.50s\r\033[Kstopping after the running step; Ctrl-C again to cancel it\n")
+    console.run_finished(run, "interrupted", KeyboardInterrupt())
