@@ -10,7 +10,7 @@ from migrate_wrapper.config.dburl import DatabaseUrl
 from migrate_wrapper.events import CheckResult, Listener, RunInfo
 from migrate_wrapper.errors import PreCheckFailed
 from migrate_wrapper.model.migrations import Migration, too_big
-from migrate_wrapper.model.plan import Status
+from migrate_wrapper.model.plan import Status, repair_command
 from migrate_wrapper.versions import GOLANG_MIGRATE_VERSION
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def dirty(st: Status, url_setting: str) -> CheckResult:
     if st.unfinished_runs:
         # A wrapper killed mid-run (kill -9, a lost machine) leaves its ledger row at outcome "running".
         why = f"the audit ledger shows {st.unfinished_runs[-1]} never finished (killed?)"
-    repair = f"run scripts/db/repair.sh --component {st.component} --env <file>"
+    repair = repair_command(st.component)
     step = evidence.StepEvidence.from_json(st.last_step) if st.last_step else None
     proved = (evidence.COMMITTED, evidence.ROLLED_BACK, evidence.NOT_RUN)
     if step is not None and step.dirty_version == version and step.verdict in proved:

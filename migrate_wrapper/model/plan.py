@@ -162,3 +162,16 @@ def rollback(st: Status, version_id: str) -> RollbackPlan:
     steps = sorted((m for m in st.applied if m.version >= target.version), key=lambda m: m.version, reverse=True)
     before = [m for m in st.applied if m.version < target.version]
     return RollbackPlan(target=target, steps=steps, end_version=before[-1].version if before else None)
+
+
+def repair_command(component: str) -> str:
+    """The one next step for a dirty database, as status, the pre-check, a failed run and the runbook all say it."""
+    return f"run scripts/db/repair.sh --component {component} --env <file>"
+
+
+def next_step(component: str, state: VersionState) -> str:
+    """What to do after a run that failed or was stopped, from the state it left."""
+    if state.dirty:
+        return (f"{repair_command(component)}: it marks the right version clean from the evidence, or says what "
+                "to decide (runbook: Dirty database)")
+    return "the database is clean: fix the cause, then run apply (or the rollback) again"

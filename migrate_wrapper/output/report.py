@@ -9,7 +9,7 @@ from typing import IO
 
 from migrate_wrapper.errors import plural
 from migrate_wrapper.events import CheckResult, Listener, RunInfo, StepInfo
-from migrate_wrapper.model.plan import Status
+from migrate_wrapper.model.plan import Status, next_step
 from migrate_wrapper.output.ticker import StepWatch
 
 
@@ -40,8 +40,7 @@ def status_text(st: Status) -> str:
                                                    "repair" if st.state.dirty else ""))
     elif st.state.dirty:
         lines.append(
-            f"DIRTY: a migration did not finish; run scripts/db/repair.sh --component {st.component} --env <file> "
-            "(see the runbook's dirty-state recovery)"
+            f"DIRTY: a migration did not finish; {next_step(st.component, st.state)}"
         )
     lines += _grouped("drift:     ", [d.message for d in st.drift])
     lines += _grouped("warning:   ", st.problems)

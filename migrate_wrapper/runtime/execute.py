@@ -26,7 +26,7 @@ from migrate_wrapper.golang_migrate import runner
 from migrate_wrapper.errors import Interrupted, MigrationFailed, PreCheckFailed, WindowExceeded, WrapperError
 from migrate_wrapper.events import RunInfo, StepInfo
 from migrate_wrapper.model.migrations import Migration
-from migrate_wrapper.model.plan import Change
+from migrate_wrapper.model.plan import Change, next_step
 from migrate_wrapper.config.target import Target
 from migrate_wrapper.runtime import session
 from migrate_wrapper.runtime.steps import Progress, migrate, url_params
@@ -228,6 +228,7 @@ def _failed(ctx: _Context, result: runner.RunResult, step: StepEvidence | None, 
         f"{where}: {failure.message}{line}{phrase}; database now at version {after.version_label}",
         version=failed.id if failed else None,
         state=after.version_label,
+        hint=next_step(ctx.rc.target.component.name, after.state),
     )
 
 
@@ -279,7 +280,7 @@ def _stopped(ctx: _Context, stopper: Stopper, progress: Progress, result: runner
     step, verdict = _judge(ctx, progress, result)
     marked, phrase = _conclude(ctx, step, verdict)
     if step is not None:
-        note = f"; interrupted {phrase}" + ("" if marked else ": see the runbook's dirty-state recovery")
+        note = f"; interrupted {phrase}"
     elif phrase:
         note = f"; {phrase}"
     else:
@@ -295,7 +296,7 @@ def _stopped(ctx: _Context, stopper: Stopper, progress: Progress, result: runner
             f"database at version {st.version_label}"
         )
         listener.note(run, "guardrail_exceeded", message, finished=finished, state=st.version_label)
-        return WindowExceeded(message)
+        return WindowExceeded(message, hint=next_step(ctx.rc.target.component.name, st.state))
     message = f"interrupted: finished {finished}{note}; database at version {st.version_label}"
     listener.note(run, "migration_interrupted", message, finished=finished, state=st.version_label)
-    return Interrupted(message)
+    return Interrupted(message, hint=next_step(ctx.rc.target.component.name, st.state))

@@ -40,7 +40,7 @@ class RepairRefused(MigrationFailed):
     """The evidence does not show which version is true; carries what it does show for the operator."""
 
     def __init__(self, message: str, *, diff: str, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint or "settle it by hand (see the runbook's dirty-state recovery); the "
+        super().__init__(message, hint=hint or "settle it by hand (see the runbook's Dirty database section); the "
                          "evidence is above", diff=diff)
 
 
@@ -232,7 +232,7 @@ def _schema_evidence(binary, server, target: Target, conn, st, direction: str | 
 
 
 _ASSUME_HINT = ("look at the data the step changes, then run repair --assume committed (its changes are there) or "
-                "--assume rolled-back (none are); see the runbook's dirty-state recovery")
+                "--assume rolled-back (none are); see the runbook's Dirty database section")
 
 
 def _diff_size(a: str, b: str) -> int:

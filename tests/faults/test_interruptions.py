@@ -32,6 +32,7 @@ def test_ctrl_c_finishes_the_running_step_and_reports(migrate_bin, dbs, project,
     fault.observed(f"exit {code}: {error_line(err)}")
     assert code == 130
     assert "interrupted: finished 202601010000_create_t, 202601010100_slow; stopped before 202601010200_after" in err
+    assert error_line(err).endswith("; the database is clean: fix the cause, then run apply (or the rollback) again")
     assert version(dbs) == "202601010100"
     assert dbs.server.psql(dbs.operational, "select to_regclass('after_slow') is null") == "t"
     # The Ctrl-C was acknowledged at once, before the running step ended and the run reported its state.

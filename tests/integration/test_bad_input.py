@@ -126,6 +126,8 @@ def test_failing_migration_is_one_clear_line_and_leaves_dirty(migrate_bin, dbs, 
     line = one_error_line(result)
     assert "202601010100_bad failed: relation \"nonexist\" does not exist" in line
     assert "(line 3)" in line and "version 202601010100_bad (dirty)" in line
+    assert line.endswith("; run scripts/db/repair.sh --component operational --env <file>: it marks the right version "
+                         "clean from the evidence, or says what to decide (runbook: Dirty database)")  # the next step
     assert "create table c" not in result.stderr.split("error: ")[-1]  # no file dump
     # The next run refuses with the dirty pre-check and the recovery command.
     again = invoke("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes", root=root)
