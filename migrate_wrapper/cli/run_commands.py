@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -49,7 +50,9 @@ def _show_status(component, env, fmt, log_format, log_file) -> list[str]:
     if fmt == OutputFormat.json:
         typer.echo(report.dumps(report.status_document(statuses)))
     else:
-        typer.echo("\n\n".join(report.status_text(st) for st in statuses))
+        colour = report.colour_wanted(sys.stdout)
+        typer.echo("\n\n".join(report.status_text(st, settings.migration_environment, colour=colour)
+                                for st in statuses))
     return [st.verdict for st in statuses]
 
 

@@ -17,6 +17,15 @@ class VersionState:
     table: str
 
 
+@dataclass(frozen=True)
+class Applied:
+    """When and by whom the audit ledger saw a migration applied."""
+
+    at: str  # the run's finish, UTC, 'YYYY-MM-DD HH:MM UTC'
+    by: str | None  # MIGRATION_AUTHOR of that run, when it was set
+    duration_ms: float | None
+
+
 @dataclass
 class History:
     """What the ledger says about a component: which versions its runs left applied, and their files' sha256."""
@@ -26,6 +35,7 @@ class History:
     unfinished: list[str] = field(default_factory=list)  # runs that started changing the database and never ended
     sha256: dict[int, str] = field(default_factory=dict)  # version → sha256 of the up file when it was applied
     last_step: dict | None = None  # the newest apply's or rollback's evidence of the step it was running
+    applied_by: dict[int, Applied] = field(default_factory=dict)  # version → its newest apply through the wrapper
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,7 @@ class Status:
     edited: list[str] = field(default_factory=list)  # applied migrations whose file changed since
     unfinished_runs: list[str] = field(default_factory=list)  # from the audit ledger: runs that never ended
     running: str | None = None  # a run in progress right now (it holds the run lock), when status looked for one
+    applied_by: dict[int, Applied] = field(default_factory=dict)  # from the audit ledger, where it has them
     last_step: dict | None = None  # from the audit ledger: the evidence of the newest run's running step
 
     @property
@@ -138,6 +149,7 @@ def status(
         edited=changed,
         unfinished_runs=list(history.unfinished) if history else [],
         last_step=history.last_step if history else None,
+        applied_by=dict(history.applied_by) if history else {},
     )
 
 

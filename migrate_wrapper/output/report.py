@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from typing import IO
@@ -13,26 +14,40 @@ from migrate_wrapper.model.plan import Status, next_step
 from migrate_wrapper.output.ticker import StepWatch
 
 
+_COLOURS = {"ok": "32", "warn": "33", "fail": "31", "pending": "33", "running": "33", "drift": "31", "dirty": "31"}
+
+
+def colour_wanted(stream: IO[str]) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    return stream.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _paint(text: str, status: str, on: bool) -> str:
+    code = _COLOURS.get(status)
+    return f"\033[{code}m{text}\033[0m" if on and code else text
+
+
 _VERDICT = {"ok": "up to date", "dirty": "a migration did not finish", "drift": "the files and the database disagree",
             "running": "a run is in progress"}
 
 
-def verdict_line(st: Status) -> str:
+def verdict_line(st: Status, colour: bool = False) -> str:
     """`operational: PENDING — 2 to apply`: the state at a glance, first."""
     why = f"{plural(len(st.pending), 'migration')} to apply" if st.verdict == "pending" else _VERDICT[st.verdict]
-    return f"{st.component}: {st.verdict.upper()} — {why}"
+    return f"{st.component}: {_paint(st.verdict.upper(), st.verdict, colour)} — {why}"
 
 
-def status_text(st: Status) -> str:
+def status_text(st: Status, environment: str | None = None, *, colour: bool = False) -> str:
     lines = [
-        verdict_line(st),
+        verdict_line(st, colour),
         f"component: {st.component}",
+        *([f"environment: {environment}"] if environment else []),
         f"database:  {st.database}",
         f"folder:    {st.folder}",
         f"version:   {st.version_label}",
         f"applied:   {len(st.applied)}",
     ]
-    lines += [f"  {m.id}" for m in st.applied]
+    lines += [f"  {m.id}{_applied(st, m.version)}" for m in st.applied]
     lines.append(f"pending:   {len(st.pending)}")
     lines += [f"  {m.id}" for m in st.pending]
     if st.running:
@@ -45,6 +60,16 @@ def status_text(st: Status) -> str:
     lines += _grouped("drift:     ", [d.message for d in st.drift])
     lines += _grouped("warning:   ", st.problems)
     return "\n".join(lines)
+
+
+def _applied(st: Status, version: int) -> str:
+    """`  applied 2026-11-30 10:00 UTC by alice (12.0ms)` where the audit ledger saw it applied."""
+    seen = st.applied_by.get(version)
+    if seen is None:
+        return ""
+    by = f" by {seen.by}" if seen.by else ""
+    took = f" ({_ms(seen.duration_ms)})" if seen.duration_ms is not None else ""
+    return f"  applied {seen.at}{by}{took}"
 
 
 _SUBJECT = re.compile(r"^(\d+_\S*?|\S+\.\S+?):? (.*)$")  # "<id> has no down file", "<file name>: …"
@@ -84,11 +109,18 @@ def status_dict(st: Status) -> dict:
         "dirty": st.state.dirty,
         "running": st.running,
         "migrations_table": f"{st.state.schema}.{st.state.table}",
-        "applied": [{"version": m.version_text, "slug": m.slug, "id": m.id} for m in st.applied],
+        "applied": [{"version": m.version_text, "slug": m.slug, "id": m.id, **_applied_fields(st, m.version)}
+                    for m in st.applied],
         "pending": [{"version": m.version_text, "slug": m.slug, "id": m.id} for m in st.pending],
         "drift": [{"kind": d.kind, "migration": d.migration, "message": d.message} for d in st.drift],
         "problems": st.problems,
     }
+
+
+def _applied_fields(st: Status, version: int) -> dict:
+    seen = st.applied_by.get(version)
+    return {"applied_at": seen.at if seen else None, "applied_by": seen.by if seen else None,
+            "duration_ms": seen.duration_ms if seen else None}
 
 
 def dumps(document: dict) -> str:
@@ -101,6 +133,7 @@ class ConsoleListener(Listener):
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream or sys.stdout
         self.live = self.stream.isatty()
+        self.colour = colour_wanted(self.stream)
         self._watch = StepWatch(0.5, self._show)
         self._drawn = False
         self._position: dict[str, tuple[int, int]] = {}  # run id → (steps started, steps planned)
@@ -124,7 +157,8 @@ class ConsoleListener(Listener):
             self._print(f"  - {step}")
 
     def check(self, run: RunInfo, result: CheckResult) -> None:
-        self._print(f"  [{result.status:>4}] {result.phase}-check {result.name}: {result.reason}")
+        self._print(f"  [{_paint(f'{result.status:>4}', result.status, self.colour)}] {result.phase}-check "
+                    f"{result.name}: {result.reason}")
         if result.rows is not None:
             for line in render_deltas(result):
                 self._print(f"    {line.strip()}")

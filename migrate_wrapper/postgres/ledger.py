@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from migrate_wrapper import __version__
 from migrate_wrapper.events import RunInfo
-from migrate_wrapper.model.plan import History
+from migrate_wrapper.model.plan import Applied, History
 
 if TYPE_CHECKING:
     import psycopg
@@ -122,7 +122,8 @@ def history(conn: psycopg.Connection, component: str) -> History | None:
         f"""select from_version, steps, outcome, direction, to_version,
                    format('run %%s (%%s by %%s on %%s, started %%s)', run_id, direction, coalesce(author, '?'),
                           coalesce(host, '?'), to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ')),
-                   to_jsonb(t)->'evidence'
+                   to_jsonb(t)->'evidence', author,
+                   to_char(coalesce(finished_at, started_at) at time zone 'UTC', 'YYYY-MM-DD HH24:MI "UTC"')
             from {SCHEMA}.{TABLE} t where component = %s order by started_at, run_id""",
         (component,),
     ).fetchall()
@@ -130,7 +131,7 @@ def history(conn: psycopg.Connection, component: str) -> History | None:
         return None
     first_from = rows[0][0]
     result = History(covered_from=_version(first_from))
-    for _, steps, outcome, direction, to_version, described, evidence in rows:
+    for _, steps, outcome, direction, to_version, described, evidence, author, at in rows:
         if direction in ("up", "down"):
             result.last_step = evidence  # the newest apply's or rollback's, once the loop is done
         if outcome == "running":
@@ -145,8 +146,10 @@ def history(conn: psycopg.Connection, component: str) -> History | None:
             version = int(step["version"])
             if step["direction"] == "up":
                 result.applied.add(version)
+                result.applied_by[version] = Applied(at, author, step.get("duration_ms"))
                 if step.get("sha256"):
                     result.sha256[version] = step["sha256"]
             else:
                 result.applied.discard(version)
+                result.applied_by.pop(version, None)
     return result

@@ -90,3 +90,20 @@ def test_apply_of_all_components_is_one_document(migrate_bin, dbs):
     runs = document(result, "result.schema.json")["components"]
     assert [(r["component"], r["outcome"]) for r in runs] == [("operational", "ok"), ("analytics", "ok")]
     assert len({r["trace_id"] for r in runs}) == 2
+
+
+def test_status_lists_when_and_by_whom_each_migration_was_applied(migrate_bin, dbs, project):
+    root = project({"operational": files(OK)})
+    assert run_cli("apply", "-c", "operational", "--env", str(dbs.env_file), "--yes", root=root,
+                   env={"MIGRATION_AUTHOR": "alice@example.com"}).returncode == 0
+    (doc,) = document(cli(dbs, root, "status"), "status.schema.json")["components"]
+    (applied,) = doc["applied"]
+    assert applied["applied_by"] == "alice@example.com" and applied["duration_ms"] >= 0
+    assert applied["applied_at"].endswith(" UTC")
+    text = run_cli("status", "-c", "operational", "--env", str(dbs.env_file), "--log-format", "text", root=root)
+    assert "environment: dev" in text.stdout
+    assert f"  {OK[0]}  applied {applied['applied_at']} by alice@example.com (" in text.stdout
+
+    dbs.server.psql(dbs.operational, "drop schema migration_meta cascade")  # applied, but not through the wrapper
+    (doc,) = document(cli(dbs, root, "status"), "status.schema.json")["components"]
+    assert doc["applied"][0]["applied_at"] is None and doc["applied"][0]["applied_by"] is None

@@ -55,3 +55,22 @@ def test_the_live_line_shows_the_position_and_a_ctrl_c_gets_its_own_line():
     console.note(run, "migration_stopping", "stopping after the running step; Ctrl-C again to cancel it")
     assert stream.getvalue().endswith("1.50s\r\033[Kstopping after the running step; Ctrl-C again to cancel it\n")
     console.run_finished(run, "interrupted", KeyboardInterrupt())
+
+
+def test_colour_on_a_terminal_unless_no_color(monkeypatch):
+    from migrate_wrapper.events import CheckResult
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    stream = Terminal()
+    ConsoleListener(stream).check(run_info(), CheckResult("pre", "dirty", "fail", "dirty at 5"))
+    assert "[\033[31mfail\033[0m] pre-check dirty: dirty at 5" in stream.getvalue()
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    plain = Terminal()
+    ConsoleListener(plain).check(run_info(), CheckResult("pre", "dirty", "fail", "dirty at 5"))
+    assert "[fail] pre-check dirty: dirty at 5" in plain.getvalue() and "\033[" not in plain.getvalue()
+
+    monkeypatch.delenv("NO_COLOR")
+    piped = io.StringIO()  # not a terminal
+    ConsoleListener(piped).check(run_info(), CheckResult("pre", "dirty", "ok", "clean"))
+    assert "\033[" not in piped.getvalue()
