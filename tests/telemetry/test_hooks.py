@@ -304,3 +304,10 @@ def test_span_limits_apply_to_events_as_the_sdk_applies_them(receiver):
     assert [attrs["migration.check.name"] for _, attrs in checks.events] == ["check_2", "check_3"]
     assert checks.dropped_events == 2
     assert all(len(attrs["migration.check.reason"]) == 12 for _, attrs in checks.events)
+
+
+def test_traces_only_backends_get_no_metrics_request(receiver):
+    """OTEL_METRICS_EXPORTER=none (a Jaeger takes no metrics): spans as usual, no metrics POST, no warning."""
+    ids, spans, proc = run_hooks(receiver, OTEL_METRICS_EXPORTER="none")
+    assert spans and not receiver.of("metrics")
+    assert "telemetry_export_failed" not in proc.stderr
