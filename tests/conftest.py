@@ -153,7 +153,7 @@ def error_lines(output: Result | str) -> list[str]:
             found.append(line)
         elif line.startswith("{") and '"command_error"' in line:
             record = json.loads(line)
-            assert record["level"] == "error" and isinstance(record["exit_code"], int) and record["outcome"], record
+            assert record["level"] == "ERROR" and isinstance(record["exit_code"], int) and record["outcome"], record
             found.append(f"error: {record['msg']}")
     return found
 

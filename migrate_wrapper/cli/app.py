@@ -28,11 +28,10 @@ app = typer.Typer(
 )
 
 
-def _show_version(wanted: bool) -> None:
-    """--version: this wrapper's version, and the golang-migrate a run would use (MIGRATE_BIN from the environment,
-    else `migrate` on PATH, else the project's .tools/bin/migrate) with its version beside the pinned one."""
-    if not wanted:
-        return
+def _show_version() -> None:
+    """--version: this wrapper's version, and the golang-migrate a run would use (MIGRATE_BIN from the environment —
+    one set only in an --env file is not seen here —, else `migrate` on PATH, else the project's .tools/bin/migrate)
+    with its version beside the pinned one."""
     from migrate_wrapper import __version__
     from migrate_wrapper.golang_migrate import runner
     from migrate_wrapper.versions import GOLANG_MIGRATE_VERSION
@@ -48,21 +47,26 @@ def _show_version(wanted: bool) -> None:
     except WrapperError as exc:
         found = f"not usable: {printable(str(exc))}"
     typer.echo(f"golang-migrate {found} (pinned {GOLANG_MIGRATE_VERSION})")
-    raise typer.Exit(0)
 
 
-@app.callback()
-def _project(project_dir: Annotated[Optional[Path], typer.Option(
+@app.callback(invoke_without_command=True)
+def _project(ctx: typer.Context, project_dir: Annotated[Optional[Path], typer.Option(
         "--project-dir", help="The project root: where migrate-wrapper.toml is (default: MIGRATE_WRAPPER_ROOT, else "
                               "the nearest directory upwards that holds one).")] = None,
              version: Annotated[bool, typer.Option(
-                 "--version", is_eager=True, callback=_show_version,
-                 help="Show this version and the golang-migrate a run would use, then exit.")] = False) -> None:
+                 "--version", help="Show this version and the golang-migrate a run would use, then exit.")] = False,
+             ) -> None:
     if project_dir is not None:
         if not (project_dir / "migrate-wrapper.toml").is_file():
             raise _fail(UsageError(f"--project-dir {printable(str(project_dir), 200)} holds no migrate-wrapper.toml",
                                    hint="name the directory that holds the project file"))
         os.environ["MIGRATE_WRAPPER_ROOT"] = str(project_dir.resolve())
+    if version:  # after --project-dir: the project's .tools/bin/migrate is looked for there
+        _show_version()
+        raise typer.Exit(0)
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(2)
 
 
 class LogFormat(str, Enum):
@@ -147,6 +151,8 @@ def listeners(log_format: LogFormat | None, log_file: Path | None, settings, *, 
     chosen = [telemetry.listener(), logs.LogListener(settings.migration_progress_seconds, telemetry.current_ids)]
     if result is not None:
         chosen.append(result)
+        if fmt == "text":  # the readable report moves to stderr: stdout carries the document
+            chosen.append(report.ConsoleListener(sys.stderr))
     elif fmt == "text" or sys.stdout.isatty():
         chosen.append(report.ConsoleListener())
     return fmt, Listeners(*chosen)
@@ -175,7 +181,7 @@ def confirmer(yes: bool):
             return True
         if not sys.stdin.isatty():
             raise UsageError("refusing to run without --yes: there is no terminal to confirm on")
-        return typer.confirm(question, default=False)
+        return typer.confirm(question, default=False, err=True)  # stdout may carry a JSON document
 
     return confirm
 
@@ -205,7 +211,7 @@ def _fail(error: BaseException, *, as_json: bool = False, document: bool = False
         from datetime import datetime, timezone
 
         typer.echo(json.dumps({
-            "timestamp": datetime.now(timezone.utc).isoformat(), "level": "error", "event": "command_error",
+            "timestamp": datetime.now(timezone.utc).isoformat(), "level": "ERROR", "event": "command_error",
             "msg": message, "exit_code": code, "outcome": outcome_of(error), "error_type": type(error).__name__,
         }), err=True)
     else:

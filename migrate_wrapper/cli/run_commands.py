@@ -84,9 +84,9 @@ def apply(
     from migrate_wrapper.verbs.apply import apply as apply_verb
     from migrate_wrapper.runtime.pipeline import Options
 
-    if (evidence is not None or rehearse or scratch_url) and not dry_run:
-        raise UsageError("--evidence, --rehearse and --scratch-url go with --dry-run")
     with result_document(fmt) as result:
+        if (evidence is not None or rehearse or scratch_url) and not dry_run:
+            raise UsageError("--evidence, --rehearse and --scratch-url go with --dry-run")
         settings, targets = load_targets(env, component)
         server = scratch_server(settings, scratch_url, targets) if rehearse else None
         _, listener = listeners(log_format, log_file, settings, result=result)

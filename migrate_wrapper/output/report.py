@@ -136,7 +136,7 @@ class ConsoleListener(Listener):
         self.colour = colour_wanted(self.stream)
         self._watch = StepWatch(0.5, self._show)
         self._drawn = False
-        self._position: dict[str, tuple[int, int]] = {}  # run id → (steps started, steps planned)
+        self._position: dict[str, tuple[set[tuple[str, str]], int]] = {}  # run id → (steps started, planned)
 
     def _print(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
@@ -144,7 +144,7 @@ class ConsoleListener(Listener):
     def run_started(self, run: RunInfo, plan: list[str]) -> None:
         if run.command == "status":
             return  # the status table is printed whole by the CLI
-        self._position[run.run_id] = (0, len(plan))
+        self._position[run.run_id] = (set(), len(plan))
         verb = {"up": "apply", "down": "roll back"}.get(run.direction, run.command)
         dry = " (dry run: nothing will be changed)" if run.dry_run else ""
         self._print(f"{run.component} @ {run.database} ({run.environment}): {verb} {len(plan)} migration(s){dry}")
@@ -164,8 +164,8 @@ class ConsoleListener(Listener):
                 self._print(f"    {line.strip()}")
 
     def step_started(self, run: RunInfo, step: StepInfo) -> None:
-        started, planned = self._position.get(run.run_id, (0, 0))
-        self._position[run.run_id] = (started + 1, planned)
+        started, planned = self._position.setdefault(run.run_id, (set(), 0))
+        started.add((step.id, step.direction))  # a retried step counts once
         if self.live:
             self._watch.started(run, step)
 
@@ -173,8 +173,8 @@ class ConsoleListener(Listener):
         verb = "applying" if step.direction == "up" else "reverting"
         left = run.time_left()
         window = f", {left:.0f}s left in the window" if left is not None else ""
-        started, planned = self._position.get(run.run_id, (0, 0))
-        position = f"step {started}/{planned}: " if planned else ""
+        started, planned = self._position.get(run.run_id, (set(), 0))
+        position = f"step {len(started)}/{planned}: " if planned else ""
         self.stream.write(f"\r\033[K  {position}{verb} {step.id} … {_ms(elapsed * 1000)}{window}")
         self.stream.flush()
         self._drawn = True

@@ -19,8 +19,11 @@ class ResultListener(Listener):
         self._checks.setdefault(run.run_id, [])
 
     def step_started(self, run: RunInfo, step: StepInfo) -> None:
-        self._steps.setdefault(run.run_id, []).append(
-            {"id": step.id, "direction": step.direction, "status": "unfinished", "duration_ms": None})
+        steps = self._steps.setdefault(run.run_id, [])
+        for entry in steps:  # started again (a lock timeout, retried): that attempt ended without its changes
+            if (entry["id"], entry["direction"], entry["status"]) == (step.id, step.direction, "unfinished"):
+                entry["status"] = "retried"
+        steps.append({"id": step.id, "direction": step.direction, "status": "unfinished", "duration_ms": None})
 
     def step_finished(self, run: RunInfo, step: StepInfo) -> None:
         for entry in reversed(self._steps.get(run.run_id, [])):

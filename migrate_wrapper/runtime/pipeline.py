@@ -113,11 +113,11 @@ def run_change(ctx: RunContext, conn: psycopg.Connection, st: Status, opened: li
         error = exc
         raise
     finally:
-        final = reader.without_reconnecting()
-        run.reached = session.reached(final) if final is not None else None  # None: unknown
         try:
             session.finish_audit(reader.conn, run, listener, error)
         finally:
+            final = reader.without_reconnecting()  # after the audit row: nothing may delay completing it
+            run.reached = session.reached(final) if final is not None else None  # None: unknown
             reader.close()  # the connection it reconnected to, if the server went away (the caller closes `conn`)
 
 

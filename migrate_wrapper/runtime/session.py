@@ -146,12 +146,12 @@ class StateReader:
                 time.sleep(0.5)
 
     def _take_run_lock_again(self) -> None:
-
         if self.run_lock_key is None:
             return
         try:
             locks.acquire(self._conn, self.run_lock_key, running=None)
         except PreCheckFailed:
+            self._conn.close()  # not this run's to read any more: another run moves the database now
             raise MigrationFailed(
                 f"lost the connection to {self.target.url.masked()}, and another run took the run lock meanwhile; "
                 "this run stops here and the database's state is unknown",

@@ -59,17 +59,24 @@ class Stopper:
         self.reason = self.reason or "signal"
         proc = self.proc
         if proc is None or proc.poll() is not None:
-            self.acknowledge("stopping: no further step will start")
+            self._acknowledge("stopping: no further step will start")
             return
         if self.signals == 1:
-            self.acknowledge("stopping after the running step; Ctrl-C again to cancel it")
             _signal(proc, signal.SIGINT)
+            self._acknowledge("stopping after the running step; Ctrl-C again to cancel it")
         elif self.signals == 2:
-            self.acknowledge("cancelling the running step's statement; Ctrl-C again to kill golang-migrate")
             threading.Thread(target=self._cancel, daemon=True).start()
+            self._acknowledge("cancelling the running step's statement; Ctrl-C again to kill golang-migrate")
         else:
-            self.acknowledge("killing golang-migrate")
             _signal(proc, signal.SIGKILL)
+            self._acknowledge("killing golang-migrate")
+
+    def _acknowledge(self, message: str) -> None:
+        """After the action, never instead of it: a write that fails here (a closed pipe) must not stop the stop."""
+        try:
+            self.acknowledge(message)
+        except Exception:  # noqa: BLE001, S110 - the run's own report still says what happened
+            pass
 
     def _cancel(self) -> None:
         try:

@@ -184,7 +184,7 @@ def test_json_log_format_keeps_stderr_pure_json_when_a_command_fails(migrate_bin
     assert result.returncode in (2, 3)
     records = [json.loads(line) for line in result.stderr.splitlines()]  # every line is JSON
     final = records[-1]
-    assert final["event"] == "command_error" and final["level"] == "error"
+    assert final["event"] == "command_error" and final["level"] == "ERROR"  # as every other record has it
     assert final["exit_code"] == result.returncode and final["outcome"] in ("refused", "guardrail")
     text = invoke(*args[:-1], "text")
     assert text.returncode == result.returncode

@@ -139,10 +139,16 @@ def test_lock_released_during_the_retries_succeeds(migrate_bin, dbs, project):
     assert apply(dbs, root).returncode == 0
     root = project({"operational": files(*BASE, SLEEP, ALTER_T)})
     holder = _take_lock_later(dbs, release_after_one_timeout=True)
-    result = apply(dbs, root, env={**LOCK_ENV, "MIGRATION_LOCK_RETRY_WAIT_SECONDS": "1", "MIGRATION_LOCK_RETRIES": "4"})
+    result = apply(dbs, root, "--format", "json",
+                   env={**LOCK_ENV, "MIGRATION_LOCK_RETRY_WAIT_SECONDS": "1", "MIGRATION_LOCK_RETRIES": "4"})
     holder.join()
     assert result.returncode == 0, result.output
-    assert len(events(result, "lock_retry")) >= 1
+    retries = len(events(result, "lock_retry"))
+    assert retries >= 1
+    # The result document: the attempts that gave up are `retried`, the last is `done`, none is left unfinished.
+    (run,) = json.loads(result.stdout)["components"]
+    attempts = [s["status"] for s in run["steps"] if s["id"] == ALTER_T[0]]
+    assert attempts == ["retried"] * retries + ["done"]
     assert version(dbs) == "202601010100"
     assert dbs.server.psql(dbs.operational, "select count(*) from information_schema.columns where table_name='t' and column_name='w'") == "1"
 

@@ -67,3 +67,20 @@ def test_a_non_editable_install_runs_from_any_directory(migrate_bin, dbs, tmp_pa
                             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["components"][0]["state"] == "pending"
+
+
+def test_version_looks_for_golang_migrate_in_the_project_named_by_project_dir(migrate_bin, tmp_path):
+    env = {"MIGRATE_BIN": "", "PATH": "/usr/bin:/bin", "MIGRATE_WRAPPER_ROOT": str(tmp_path)}  # nothing found there
+    assert "golang-migrate not usable" in invoke("--version", env=env).stdout
+    named = invoke("--project-dir", str(ROOT), "--version", env=env)
+    assert named.stdout.splitlines()[-1] == (
+        f"golang-migrate {GOLANG_MIGRATE_VERSION} at {ROOT / '.tools' / 'bin' / 'migrate'} (pinned {GOLANG_MIGRATE_VERSION})")
+
+
+def test_a_result_document_keeps_stdout_to_itself_and_the_report_goes_to_stderr(migrate_bin, dbs):
+    result = invoke("apply", "-c", "operational", "--env", str(dbs.env_file), "--dry-run", "--format", "json",
+                    "--log-format", "text")
+    assert result.returncode == 0, result.output
+    (run,) = json.loads(result.stdout)["components"]  # stdout is the document alone
+    assert run["outcome"] == "dry_run"
+    assert "operational @ postgres://canary:***@" in result.stderr and "(dev): apply" in result.stderr
