@@ -108,7 +108,8 @@ def _ratio_row(bench: str, label: str, raw: Stats, wrapper: Stats, target: float
 # --- 1. apply N trivial migrations -------------------------------------------------------------------------------
 
 
-def apply_overhead(ctx: Context, sizes: list[int], target_size: int, target_ratio: float) -> Section:
+def apply_overhead(ctx: Context, sizes: list[int], target_size: int, target_ratio: float,
+                   cpu_per_step: float) -> Section:
     section = Section("1", "Applying N trivial migrations: raw `migrate up` vs `migrate-wrapper apply`")
     section.details.append(
         "Fresh database per run (drop/create, untimed) for both; runs interleaved raw, wrapper, raw, …; the wrapper "
@@ -118,6 +119,7 @@ def apply_overhead(ctx: Context, sizes: list[int], target_size: int, target_rati
     )
     database = "bench_apply"
     url = ctx.cluster.url(database)
+    extra_cpu: dict[int, float] = {}  # N → the wrapper's CPU beyond raw golang-migrate's (medians)
     for n in sizes:
         root = ctx.work / f"apply_{n}"
         folder = workload.trivial_project(root, n)
@@ -154,8 +156,15 @@ def apply_overhead(ctx: Context, sizes: list[int], target_size: int, target_rati
             f"PostgreSQL for the machine's {os.cpu_count()} CPUs. Telemetry requests received during these runs "
             f"(warm-up included): {sent or 'none'}."
         )
+        extra_cpu[n] = wrap_cpu.median - raw_cpu.median
         ctx.memory.append((f"apply N={n} (wrapper)", wraps))
         ctx.memory.append((f"apply N={n} (raw golang-migrate, for comparison)", raws))
+    if len(extra_cpu) >= 2:  # the wrapper's CPU per step, its fixed cost taken out
+        small, big = min(extra_cpu), max(extra_cpu)
+        per_step = (extra_cpu[big] - extra_cpu[small]) / (big - small)
+        section.rows.append(Row("1", f"wrapper CPU per step ((N={big} − N={small}) / {big - small})", None, None,
+                                f"{per_step * 1000:.3f} ms", f"≤ {cpu_per_step * 1000:.1f} ms",
+                                per_step <= cpu_per_step, per_step))
     if target_size not in sizes:
         section.details.append(f"- The target applies at N={target_size}, which this (smoke) run did not measure.")
     ctx.cluster.drop(database)
@@ -165,8 +174,10 @@ def apply_overhead(ctx: Context, sizes: list[int], target_size: int, target_rati
 # --- 2. fixed cost --------------------------------------------------------------------------------------------
 
 
-def fixed_cost(ctx: Context, n: int, status_budget: float, help_budget: float) -> Section:
-    section = Section("2", "Fixed cost: `migrate version` vs `migrate-wrapper status`, and `--help`")
+def fixed_cost(ctx: Context, n: int, budgets: dict[str, float], help_budget: float) -> Section:
+    """What a deploy pipeline pays on every run: status, an apply with nothing pending, an apply of one migration,
+    each against raw golang-migrate in the same rounds (wall and CPU), and --help."""
+    section = Section("2", "Fixed cost of a deploy-time run: status, a no-op apply, a one-migration apply, `--help`")
     database = "bench_status"
     url = ctx.cluster.url(database)
     root = ctx.work / "status"
@@ -174,25 +185,48 @@ def fixed_cost(ctx: Context, n: int, status_budget: float, help_budget: float) -
     env_file = workload.write_env(root / "migrate.env", url, ctx.migrate_bin)
     ctx.cluster.recreate(database)
     proc.run(ctx.raw_migrate(folder, url, "up"), env=ctx.base_env())
+    last = int(workload.migration_ids(n)[-1].split("_")[0])
     status_args = ctx.wrapper("status", "-c", COMPONENT, "--env", str(env_file), "--log-format", "json")
-    variants: dict[str, tuple[list[str], dict[str, str]]] = {
-        "raw": (ctx.raw_migrate(folder, url, "version"), ctx.base_env()),
-        "status": (status_args, ctx.base_env(root)),
-        "status_otel": (status_args, ctx.telemetry_env(root)),
-        "help": (ctx.wrapper("--help"), ctx.base_env()),
-        "python": ([str(ctx.python), "-c", "pass"], ctx.base_env()),
+    apply_args = ctx.wrapper("apply", "-c", COMPONENT, "--env", str(env_file), "--yes", "--log-format", "json")
+    step_back = (ctx.raw_migrate(folder, url, "down", "1"), ctx.base_env())  # untimed: one migration pending again
+    # (argv, env, untimed preparation or None); raw and wrapper of one kind run back to back in every round.
+    variants: dict[str, tuple[list[str], dict[str, str], tuple | None]] = {
+        "raw_version": (ctx.raw_migrate(folder, url, "version"), ctx.base_env(), None),
+        "status": (status_args, ctx.base_env(root), None),
+        "status_otel": (status_args, ctx.telemetry_env(root), None),
+        "raw_noop": (ctx.raw_migrate(folder, url, "up"), ctx.base_env(), None),
+        "noop": (apply_args, ctx.base_env(root), None),
+        "raw_one": (ctx.raw_migrate(folder, url, "up"), ctx.base_env(), step_back),
+        "one": (apply_args, ctx.base_env(root), step_back),
+        "help": (ctx.wrapper("--help"), ctx.base_env(), None),
+        "python": ([str(ctx.python), "-c", "pass"], ctx.base_env(), None),
     }
     measured: dict[str, list[proc.Measured]] = {k: [] for k in variants}
     rounds = ctx.warmup + ctx.runs * FIXED_COST_RUNS_FACTOR  # cheap runs, noisy machine: more of them
     for _ in range(rounds):
-        for key, (argv, env) in variants.items():
+        for key, (argv, env, prepare) in variants.items():
+            if prepare is not None:
+                proc.run(prepare[0], env=prepare[1])
             measured[key].append(proc.run(argv, env=env, output_file=ctx.work / f"fixed_{key}.log"))
-    stats = {k: Stats.of(m.seconds for m in ctx.kept(v)) for k, v in measured.items()}
-    raw = stats["raw"]
-    for key, label in (("status", "status (no telemetry)"), ("status_otel", "status (telemetry to local receiver)")):
-        extra = stats[key].median - raw.median
-        section.rows.append(Row("2", label, raw, stats[key], f"+{fmt_seconds(extra)}",
-                                f"≤ raw + {fmt_seconds(status_budget)}", extra <= status_budget, extra))
+            if key in ("raw_one", "one", "noop", "raw_noop"):
+                _expect_version(ctx.cluster, database, last, key)
+    kept = {k: ctx.kept(v) for k, v in measured.items()}
+    stats = {k: Stats.of(m.seconds for m in v) for k, v in kept.items()}
+    cpu = {k: Stats.of(m.cpu_seconds for m in v) for k, v in kept.items()}
+    for key, raw_key, label, budget in (
+        ("status", "raw_version", "status (no telemetry) vs `migrate version`", budgets["status"]),
+        ("status_otel", "raw_version", "status (telemetry to a local receiver) vs `migrate version`", None),
+        ("noop", "raw_noop", "apply, nothing pending, vs `migrate up`", budgets["noop"]),
+        ("one", "raw_one", "apply of 1 pending migration vs `migrate up`", budgets["one"]),
+    ):
+        extra = stats[key].median - stats[raw_key].median
+        cpu_extra = cpu[key].median - cpu[raw_key].median
+        figure = f"+{fmt_seconds(extra)} wall, +{fmt_seconds(cpu_extra)} CPU"
+        if budget is None:
+            section.rows.append(Row("2", label, stats[raw_key], stats[key], figure, "—", None, extra))
+        else:
+            section.rows.append(Row("2", label, stats[raw_key], stats[key], figure,
+                                    f"≤ raw + {fmt_seconds(budget)}", extra <= budget, extra))
     section.rows.append(Row("2", "`migrate-wrapper --help`", None, stats["help"], fmt_seconds(stats["help"].median),
                             f"≤ {fmt_seconds(help_budget)}", stats["help"].median <= help_budget,
                             stats["help"].median))
@@ -200,10 +234,12 @@ def fixed_cost(ctx: Context, n: int, status_budget: float, help_budget: float) -
                             fmt_seconds(stats["python"].median), "—", None, stats["python"].median))
     section.details.append(
         f"Database with {n} applied migrations (from the same trivial set); {ctx.runs * FIXED_COST_RUNS_FACTOR} "
-        "rounds (each takes well under a second, so more of them) interleave raw `migrate version`, wrapper status "
-        "without and with telemetry, `--help` and a bare interpreter. Status is read-only (psycopg; golang-migrate "
-        "is not run by it)."
+        "rounds (each takes well under a second, so more of them) interleave each raw golang-migrate command with "
+        "the wrapper's counterpart, `--help` and a bare interpreter. The one-migration runs first step back one "
+        "migration with raw `migrate down 1` (untimed). Status is read-only (psycopg; golang-migrate is not run by "
+        "it). CPU is user + system of the process and its children (rusage), golang-migrate included."
     )
+    section.details.append("- CPU medians: " + ", ".join(f"{k} {fmt_seconds(v.median)}" for k, v in cpu.items()))
     ctx.cluster.drop(database)
     return section
 
