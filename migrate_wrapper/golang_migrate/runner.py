@@ -22,6 +22,7 @@ from pathlib import Path
 
 from migrate_wrapper.errors import BinaryError
 from migrate_wrapper.config.dburl import LIBPQ_HAZARDS
+from migrate_wrapper.golang_migrate import vetted
 from migrate_wrapper.versions import GOLANG_MIGRATE_VERSION
 
 _TIMESTAMP = re.compile(r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)? ")
@@ -201,8 +202,21 @@ def locate(configured: str | None, project_root: Path) -> Path:
     )
 
 
-def vet(path: Path, *, timeout: float = 10.0) -> Binary:
-    """Check that `path` is golang-migrate v4 with the postgres driver compiled in."""
+def vet(path: Path, *, timeout: float = 10.0, cache: Path | None = None) -> Binary:
+    """Check that `path` is golang-migrate v4 with the postgres driver compiled in. With `cache`, a file already
+    vetted (the same path, inode, size and modification time) is not run again: two subprocesses on every run."""
+    key = vetted.key(path)
+    if cache is not None and key is not None:
+        known = vetted.read(cache).get(key)
+        if known is not None:
+            return Binary(path=path, version=known)
+    binary = _vet(path, timeout=timeout)
+    if cache is not None and key is not None:
+        vetted.write(cache, key, binary.version)
+    return binary
+
+
+def _vet(path: Path, *, timeout: float) -> Binary:
     pinned = f"make setup builds v{GOLANG_MIGRATE_VERSION}"
     try:
         version_run = subprocess.run(

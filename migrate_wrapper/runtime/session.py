@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from migrate_wrapper.postgres import db, locks
@@ -25,8 +26,12 @@ if TYPE_CHECKING:
     import psycopg
 
 
+VET_CACHE = Path(".local") / "cache" / "golang-migrate-vetted.json"  # under the project root
+
+
 def binary(settings: Settings) -> runner.Binary:
-    return runner.vet(runner.locate(settings.migrate_bin, settings.project_root()))
+    root = settings.project_root()
+    return runner.vet(runner.locate(settings.migrate_bin, root), cache=root / VET_CACHE)
 
 
 def connect(target: Target, settings: Settings) -> tuple[psycopg.Connection, CheckResult]:

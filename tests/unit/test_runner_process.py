@@ -90,3 +90,29 @@ def test_nonzero_exit_without_error_line_is_still_a_failure(fp):
     fp.register(["/opt/migrate", "up"], stdout=["panic: something"], returncode=2)
     result = runner.run(["/opt/migrate", "up"], mask=str)
     assert result.failure is not None and "exited with code 2" in result.failure.message
+
+
+def test_a_vetted_binary_is_not_run_again_until_it_changes(tmp_path):
+    """The vet cache is keyed on the file (path, inode, size, mtime): a replaced binary is vetted again."""
+    import os
+    import stat
+
+    from migrate_wrapper.golang_migrate import runner
+
+    calls = tmp_path / "calls"
+    fake = tmp_path / "migrate"
+
+    def write(version: str) -> None:
+        fake.write_text(f'#!/bin/sh\necho x >> {calls}\nif [ "$1" = "-version" ]; then echo {version} >&2; exit 0; fi\n'
+                        'echo "Database drivers: postgres, stub" >&2\n')
+        fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+
+    write("4.19.1")
+    cache = tmp_path / "cache" / "vetted.json"
+    assert runner.vet(fake, cache=cache).version == "4.19.1"
+    assert runner.vet(fake, cache=cache).version == "4.19.1"
+    assert len(calls.read_text().splitlines()) == 2  # -version and -help, once
+    write("4.18.2")  # replaced in place: another size
+    os.utime(fake, ns=(1, 1))
+    assert runner.vet(fake, cache=cache).version == "4.18.2"
+    assert len(calls.read_text().splitlines()) == 4
