@@ -7,6 +7,7 @@ through `masked()` or `mask_text()`.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -118,12 +119,16 @@ class DatabaseUrl:
         return f"{self.scheme}://{auth}{self.where}"
 
     def secrets(self) -> list[str]:
+        return list(self._secrets)
+
+    @functools.cached_property
+    def _secrets(self) -> tuple[str, ...]:  # the URL is frozen; mask_text runs on every line golang-migrate prints
         found = [self.password, quote(self.password, safe="")]
         found += [v for k, v in self.params if k in _SECRET_PARAMS]
-        return [s for s in found if s]
+        return tuple(s for s in found if s)
 
     def mask_text(self, text: str) -> str:
-        return mask_text(text, self.secrets())
+        return mask_text(text, self._secrets)
 
     # -- for connections ----------------------------------------------------------------------------------------
     def param(self, name: str) -> str | None:
@@ -253,12 +258,18 @@ def _options_settings(options: str) -> dict[str, str]:
     return found
 
 
+@functools.lru_cache(maxsize=16)
+def _longest_first(secrets: tuple[str, ...], known: frozenset[str]) -> tuple[str, ...]:
+    """The secrets worth masking, longest first (one that contains another goes first)."""
+    return tuple(s for s in sorted(set(secrets) | known, key=len, reverse=True) if len(s) >= MIN_MASKED_LENGTH)
+
+
 MIN_MASKED_LENGTH = 4  # shorter secrets would blank out ordinary words; URL userinfo is still masked below
 
 
 def mask_text(text: str, secrets: list[str] | tuple[str, ...] = ()) -> str:
     """Hide every known secret and any user:password@ in URLs inside free text (e.g. golang-migrate's errors)."""
-    for secret in sorted(set(secrets) | KNOWN_SECRETS, key=len, reverse=True):
-        if len(secret) >= MIN_MASKED_LENGTH and secret in text:
+    for secret in _longest_first(tuple(secrets), frozenset(KNOWN_SECRETS)):
+        if secret in text:
             text = text.replace(secret, "***")
     return _USERINFO.sub(r"\1:***@", text) if "://" in text else text  # runs on every line golang-migrate prints
