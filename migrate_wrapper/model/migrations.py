@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import os
 import re
 import stat
 from dataclasses import dataclass, field
@@ -57,8 +58,26 @@ def too_big(path: Path) -> str | None:
 
 
 def file_sha256(path: Path) -> str:
+    """The file's sha256, read again only when the file changed: status hashes every applied file for drift and a
+    run hashes each file it runs, so a 1000-step apply would read each file twice."""
+    try:
+        known = _DIGESTS.get(_identity(os.stat(path), path))
+    except OSError:
+        known = None
+    if known is not None:
+        return known
     with open(path, "rb") as file:
-        return hashlib.file_digest(file, "sha256").hexdigest()  # in chunks: memory does not grow with the file
+        digest = hashlib.file_digest(file, "sha256").hexdigest()  # in chunks: memory does not grow with the file
+        _DIGESTS[_identity(os.fstat(file.fileno()), path)] = digest
+    return digest
+
+
+# Digests by what identifies a file's content without reading it; a rewrite changes its mtime or ctime.
+_DIGESTS: dict[tuple, str] = {}
+
+
+def _identity(st: os.stat_result, path: Path) -> tuple:
+    return (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 @dataclass
