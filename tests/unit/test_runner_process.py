@@ -1,4 +1,5 @@
-"""Argument building, binary vetting and live output handling, with golang-migrate faked by pytest-subprocess."""
+"""Argument building and binary vetting (golang-migrate faked by pytest-subprocess), and live output handling (a
+shell script in golang-migrate's place)."""
 
 from pathlib import Path
 
@@ -54,41 +55,70 @@ def test_locate_prefers_migrate_bin(tmp_path, monkeypatch):
         runner.locate(None, tmp_path)
 
 
-def test_run_streams_events_masks_output_and_maps_the_error(fp, monkeypatch):
+def _fake_migrate(tmp_path: Path, lines: list[str], returncode: int = 0) -> Path:
+    """A real process in golang-migrate's place, printing `lines` to stderr as it does (runner.run reads the pipe
+    itself, which pytest-subprocess's in-memory streams cannot stand in for)."""
+    out = tmp_path / "output.txt"
+    out.write_text("".join(line + "\n" for line in lines))
+    fake = tmp_path / "migrate"
+    fake.write_text(f"#!/bin/sh\ncat '{out}' >&2\nexit {returncode}\n")
+    fake.chmod(0o755)
+    return fake
+
+
+def test_run_streams_events_masks_output_and_maps_the_error(tmp_path, monkeypatch):
     monkeypatch.setenv("PGSERVICE", "crashes-lib-pq")
-    argv = runner.build_argv(BIN, source=Path("/m"), database_url="postgres://u:s3cret-pw@h/d", command=["up"])
-    fp.register(
-        argv,
-        stdout=[
-            "2026/11/24 22:05:38 Start buffering 1/u a",
-            "2026/11/24 22:05:38 Read and execute 1/u a",
-            "2026/11/24 22:05:38 Finished 1/u a (read 1ms, ran 2.5ms)",
-            "2026/11/24 22:05:38 Read and execute 2/u b",
-            "2026/11/24 22:05:38 error: migration failed: boom in line 2: select 's3cret-pw';",
-            "select 1; (details: pq: boom)",
-        ],
-        returncode=1,
-    )
+    fake = _fake_migrate(tmp_path, [
+        "2026/11/24 22:05:38 Start buffering 1/u a",
+        "2026/11/24 22:05:38 Read and execute 1/u a",
+        "2026/11/24 22:05:38 Finished 1/u a (read 1ms, ran 2.5ms)",
+        "2026/11/24 22:05:38 Read and execute 2/u b",
+        "2026/11/24 22:05:38 error: migration failed: boom in line 2: select 's3cret-pw';",
+        "select 1; (details: pq: boom)",
+    ], returncode=1)
+    argv = runner.build_argv(fake, source=Path("/m"), database_url="postgres://u:s3cret-pw@h/d", command=["up"])
     events, output = [], []
     result = runner.run(argv, mask=lambda s: s.replace("s3cret-pw", "***"), on_event=events.append,
                         on_output=output.append)
     assert events == [StepStarted(1, "up", "a"), StepFinished(1, "up", "a", 2.5), StepStarted(2, "up", "b")]
     assert result.returncode == 1 and result.steps == [StepFinished(1, "up", "a", 2.5)]
     assert result.failure is not None and result.failure.message == "boom" and result.failure.sql_line == 2
-    assert not any("s3cret-pw" in line for line in output)
+    assert len(output) == 6 and not any("s3cret-pw" in line for line in output)
     assert "PGSERVICE" not in runner.child_env()
 
 
-def test_run_no_change(fp):
-    argv = ["/opt/migrate", "up"]
-    fp.register(argv, stdout=["2026/11/24 22:05:42 no change", "2026/11/24 22:05:42 Finished after 1ms"])
-    result = runner.run(argv, mask=str)
+def test_run_no_change(tmp_path):
+    fake = _fake_migrate(tmp_path, ["2026/11/24 22:05:42 no change", "2026/11/24 22:05:42 Finished after 1ms"])
+    result = runner.run([str(fake), "up"], mask=str)
     assert result.no_change and result.failure is None and result.returncode == 0
 
 
-def test_nonzero_exit_without_error_line_is_still_a_failure(fp):
-    fp.register(["/opt/migrate", "up"], stdout=["panic: something"], returncode=2)
-    result = runner.run(["/opt/migrate", "up"], mask=str)
+def test_a_last_line_without_newline_is_still_read(tmp_path):
+    fake = tmp_path / "migrate"
+    fake.write_text("#!/bin/sh\nprintf 'Read and execute 1/u a\\nFinished 1/u a (read 1ms, ran 2ms)' >&2\n")
+    fake.chmod(0o755)
+    events = []
+    runner.run([str(fake), "up"], mask=str, on_event=events.append)
+    assert events == [StepStarted(1, "up", "a"), StepFinished(1, "up", "a", 2.0)]
+
+
+def test_the_deadline_is_called_once_and_the_output_after_it_still_read(tmp_path):
+    fake = tmp_path / "migrate"
+    fake.write_text("#!/bin/sh\necho 'Read and execute 1/u a' >&2\nsleep 0.3\n"
+                    "echo 'Finished 1/u a (read 1ms, ran 300ms)' >&2\n")
+    fake.chmod(0o755)
+    import time
+
+    calls, events = [], []
+    result = runner.run([str(fake), "up"], mask=str, on_event=events.append, deadline=time.monotonic() + 0.05,
+                        on_deadline=calls.append)
+    assert len(calls) == 1 and result.interrupted
+    assert events[-1] == StepFinished(1, "up", "a", 300.0)
+
+
+def test_nonzero_exit_without_error_line_is_still_a_failure(tmp_path):
+    fake = _fake_migrate(tmp_path, ["panic: something"], returncode=2)
+    result = runner.run([str(fake), "up"], mask=str)
     assert result.failure is not None and "exited with code 2" in result.failure.message
 
 
