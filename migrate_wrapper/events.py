@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 LOGGER_NAME = "migrate_wrapper"  # the stdlib logger every record of a run goes to (output.logs configures it)
@@ -167,18 +168,23 @@ class Listener:
 
 
 class Listeners(Listener):
-    """Fans every hook out to each listener in order."""
+    """Fans every hook out to each listener in order, skipping the listeners that leave a hook as Listener's no-op
+    (the output hook runs for every line golang-migrate prints)."""
 
     def __init__(self, *listeners: Listener) -> None:
-        self.listeners = list(listeners)
+        self.listeners = tuple(listeners)
+        for name in _HOOKS:
+            setattr(self, name, _fan_out([getattr(listener, name) for listener in listeners
+                                          if getattr(getattr(listener, name), "__func__", None)
+                                          is not getattr(Listener, name)]))
 
-    def __getattribute__(self, name: str):  # noqa: ANN204 - forwards any hook
-        if name.startswith("_") or name == "listeners" or not hasattr(Listener, name):
-            return object.__getattribute__(self, name)
-        targets = object.__getattribute__(self, "listeners")
 
-        def fan_out(*args: object, **kwargs: object) -> None:
-            for listener in targets:
-                getattr(listener, name)(*args, **kwargs)
+_HOOKS = tuple(name for name, value in vars(Listener).items() if callable(value) and not name.startswith("_"))
 
-        return fan_out
+
+def _fan_out(hooks: list) -> Callable[..., None]:
+    def fan_out(*args: object, **kwargs: object) -> None:
+        for hook in hooks:
+            hook(*args, **kwargs)
+
+    return fan_out
