@@ -44,9 +44,9 @@ class Recorder:
         self.closed = False
         self._random = random.Random()
 
-    def send(self, op: tuple, *, now: bool = False) -> None:
+    def send(self, op: tuple, *, soon: bool = False) -> None:
         if self.exporter is not None:
-            self.exporter.send(op, now=now)
+            self.exporter.send(op, soon=soon)
 
     def spans(self, run: RunInfo) -> RunSpans:
         self.last_run = run
@@ -83,11 +83,11 @@ class Recorder:
             span.status = (ok, message)
 
     def end(self, span: SpanRecord) -> None:
-        """The span leaves now, whole: what a long step after it does cannot hold it back."""
+        """The span leaves whole, soon (pipe.ExporterProcess): what a long step after it does cannot hold it back."""
         if not span.ended:
             span.end_ns = time.time_ns()
             self.open.pop(span.span_id, None)
-            self.send(("span", span), now=True)
+            self.send(("span", span), soon=True)
 
     def end_open(self) -> None:
         """At shutdown: a run whose run_finished never came (an error in a hook, a stop) still ends its spans."""

@@ -68,6 +68,25 @@ def test_ctrl_c_to_the_process_group_still_exports_the_interrupted_run(migrate_b
     assert not [r for r in json_records(err) if r["event"] == "telemetry_export_failed"]
 
 
+def test_a_finished_step_is_exported_while_the_next_step_still_runs(migrate_bin, dbs, project, receiver):
+    """Spans are written to the exporter in batches (pipe.ExporterProcess.FLUSH_SECONDS), never held back until the
+    run ends: the first step's span reaches the collector while the slow second step sleeps."""
+    root = project({"operational": files(CREATE_T, SLOW, AFTER)})
+    proc = spawn_traced(dbs, root, receiver.url)
+    try:
+        wait_for_sleep(dbs)
+        deadline = time.monotonic() + 2.5  # inside SLOW's 3 s sleep
+        steps: set[str] = set()
+        while time.monotonic() < deadline and CREATE_T[0] not in steps:
+            time.sleep(0.05)
+            steps = {s.attributes["migration.version"] for s in receiver.spans() if s.name == "migration.step"}
+        still_running = proc.poll() is None
+    finally:
+        _, err = proc.communicate(timeout=60)
+    assert still_running and CREATE_T[0] in steps and SLOW[0] not in steps, (steps, err)
+    assert proc.returncode == 0, err
+
+
 def test_kill_9_takes_the_exporter_process_along(migrate_bin, dbs, project, receiver):
     root = project({"operational": files(CREATE_T, SLOW, AFTER)})
     proc = spawn_traced(dbs, root, receiver.url)
