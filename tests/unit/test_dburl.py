@@ -108,3 +108,15 @@ def test_pg_dump_never_gets_an_sslpassword_on_its_command_line():
     url = parse("postgres://u:pw-secret@h/d?sslpassword=key-secret&sslmode=require")
     with pytest.raises(UsageError, match="sslpassword"):
         dump_schema(url, settings_module.Settings())
+
+
+def test_a_secret_learnt_after_a_first_mask_is_still_masked(monkeypatch):
+    """The longest-first order of the secrets is memoised: a URL parsed later (its password joins KNOWN_SECRETS)
+    must not be masked with the order worked out before it."""
+    from migrate_wrapper.config import dburl
+
+    monkeypatch.setattr(dburl, "KNOWN_SECRETS", set())
+    first = parse("postgres://app:first-secret@h/d")
+    assert first.mask_text("x first-secret second-secret") == "x *** second-secret"
+    parse("postgres://app:second-secret@h/d")  # learnt now
+    assert first.mask_text("x first-secret second-secret") == "x *** ***"

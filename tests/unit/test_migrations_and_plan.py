@@ -107,3 +107,20 @@ def test_rollback_plan(tmp_path):
     partly = plan.status("operational", "x", files, state(202601010000))
     with pytest.raises(UsageError, match="202601010200_c is not applied"):
         plan.rollback(partly, "202601010200_c")
+
+
+def test_a_file_rewritten_in_place_is_hashed_again(tmp_path):
+    """file_sha256 remembers digests by what identifies a file's content without reading it: an edit of the same
+    size, even with its mtime set back, changes the ctime and is read again."""
+    import hashlib
+    import os
+    import time
+
+    path = tmp_path / "1_a.up.sql"
+    path.write_text("select 1;\n")
+    assert migrations.file_sha256(path) == hashlib.sha256(b"select 1;\n").hexdigest()
+    before = os.stat(path)
+    time.sleep(0.05)  # file times tick with the kernel's coarse clock (a few ms): let the edit's ctime differ
+    path.write_text("select 2;\n")  # same size
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert migrations.file_sha256(path) == hashlib.sha256(b"select 2;\n").hexdigest()
