@@ -11,7 +11,6 @@ import bisect
 import hashlib
 import os
 import re
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,16 +143,21 @@ def _inside(path: Path, root: Path) -> bool:
     return path.resolve().is_relative_to(root.resolve())
 
 
-def _regular_file(path: Path) -> None:
+def _regular_file(entry: os.DirEntry) -> None:
     """golang-migrate opens every name that looks like a migration: each must be a readable regular file."""
     try:
-        mode = path.stat().st_mode  # follows links: a loop or a dangling link fails here
+        if entry.is_file():  # follows links; the directory listing answers for a plain file without a stat
+            return
+    except OSError:
+        pass
+    path = Path(entry.path)
+    try:
+        path.stat()
     except OSError as exc:
         raise UsageError(f"{path}: {exc.strerror} (a link that loops or leads nowhere?)",
                          hint="fix or remove it: golang-migrate would try to read it") from None
-    if not stat.S_ISREG(mode):
-        raise UsageError(f"{path} is not a regular file (a directory?)",
-                         hint="rename or remove it: its name makes golang-migrate take it for a migration")
+    raise UsageError(f"{path} is not a regular file (a directory?)",
+                     hint="rename or remove it: its name makes golang-migrate take it for a migration")
 
 
 def scan(folder: Path, root: Path | None = None) -> MigrationSet:
@@ -168,21 +172,23 @@ def scan(folder: Path, root: Path | None = None) -> MigrationSet:
             hint="keep migrations inside the repository so what is reviewed is what runs",
         )
     try:
-        names = sorted((p.name for p in folder.iterdir()), key=_numeric_order)
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda e: _numeric_order(e.name))
     except OSError as exc:
         raise UsageError(f"cannot read migrations folder {folder}: {exc.strerror}") from None
 
     found: dict[int, dict[str, object]] = {}
     result = MigrationSet(folder=folder)
-    for name in names:
+    for listed in entries:
+        name = listed.name
         match = GOLANG_MIGRATE_NAME.match(name)
         if not match:
             if name.endswith(".sql"):
                 result.problems.append(f"{name}: not a migration file name; golang-migrate ignores it")
             continue
         version_text, slug, direction, ext = match.groups()
-        _regular_file(folder / name)
-        if root is not None and (folder / name).is_symlink() and not _inside(folder / name, root):
+        _regular_file(listed)
+        if root is not None and listed.is_symlink() and not _inside(folder / name, root):
             raise UsageError(f"{folder / name} is a link leading outside the project")
         version = int(version_text)
         if version > MAX_VERSION:
