@@ -137,10 +137,10 @@ class CheckResult:
 
     def log_fields(self) -> dict:
         """The facts of this result as one JSON log record's `checks` entry carries them."""
-        from dataclasses import asdict
-
-        return {**(self.data or {}), **({"hint": self.hint} if self.hint else {}),
-                **(asdict(self.rows) if self.rows is not None else {})}
+        rows = {}
+        if self.rows is not None:  # asdict() would deep-copy every table's delta: one per table an apply created
+            rows = {**vars(self.rows), "deltas": [dict(vars(delta)) for delta in self.rows.deltas]}
+        return {**(self.data or {}), **({"hint": self.hint} if self.hint else {}), **rows}
 
 
 class Listener:
