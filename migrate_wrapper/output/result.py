@@ -13,29 +13,32 @@ class ResultListener(Listener):
         self.runs: list[dict] = []
         self._steps: dict[str, list[dict]] = {}  # run id → its steps, in the order they started
         self._checks: dict[str, list[dict]] = {}
+        self._unfinished: dict[tuple[str, str, str], dict] = {}  # (run id, step id, direction) → its open entry
 
     def run_started(self, run: RunInfo, plan: list[str]) -> None:
         self._steps.setdefault(run.run_id, [])
         self._checks.setdefault(run.run_id, [])
 
     def step_started(self, run: RunInfo, step: StepInfo) -> None:
-        steps = self._steps.setdefault(run.run_id, [])
-        for entry in steps:  # started again (a lock timeout, retried): that attempt ended without its changes
-            if (entry["id"], entry["direction"], entry["status"]) == (step.id, step.direction, "unfinished"):
-                entry["status"] = "retried"
-        steps.append({"id": step.id, "direction": step.direction, "status": "unfinished", "duration_ms": None})
+        key = (run.run_id, step.id, step.direction)
+        retried = self._unfinished.pop(key, None)
+        if retried is not None:  # started again (a lock timeout, retried): that attempt ended without its changes
+            retried["status"] = "retried"
+        entry = {"id": step.id, "direction": step.direction, "status": "unfinished", "duration_ms": None}
+        self._steps.setdefault(run.run_id, []).append(entry)
+        self._unfinished[key] = entry
 
     def step_finished(self, run: RunInfo, step: StepInfo) -> None:
-        for entry in reversed(self._steps.get(run.run_id, [])):
-            if (entry["id"], entry["direction"]) == (step.id, step.direction) and entry["status"] == "unfinished":
-                entry.update(status="done", duration_ms=round(step.duration_ms or 0.0, 3))
-                return
+        entry = self._unfinished.pop((run.run_id, step.id, step.direction), None)
+        if entry is not None:
+            entry.update(status="done", duration_ms=round(step.duration_ms or 0.0, 3))
 
     def checks_finished(self, run: RunInfo, phase: str, results: list[CheckResult]) -> None:
         self._checks.setdefault(run.run_id, []).extend(
             {"phase": r.phase, "name": r.name, "status": r.status, "reason": r.reason} for r in results)
 
     def run_finished(self, run: RunInfo, outcome: str, error: BaseException | None) -> None:
+        self._unfinished = {key: entry for key, entry in self._unfinished.items() if key[0] != run.run_id}
         reached = None if run.reached is None else {"version": run.reached[0], "dirty": run.reached[1]}
         self.runs.append({
             "component": run.component,
