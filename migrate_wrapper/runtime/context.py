@@ -6,12 +6,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from migrate_wrapper.config.settings import Settings
 from migrate_wrapper.config.target import Target
 from migrate_wrapper.errors import outcome_of
 from migrate_wrapper.events import Listener, RunInfo
-from migrate_wrapper.golang_migrate.runner import Binary
+
+if TYPE_CHECKING:  # status never runs golang-migrate: it does not import the runner
+    from migrate_wrapper.golang_migrate.runner import Binary
 
 
 @dataclass

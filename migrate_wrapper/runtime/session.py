@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 from migrate_wrapper.postgres import db, locks
 from migrate_wrapper.model import plan
-from migrate_wrapper.golang_migrate import runner
 from migrate_wrapper.checks import pre
 from migrate_wrapper.errors import (
     outcome_of,
@@ -25,11 +24,15 @@ from migrate_wrapper.config.target import Target
 if TYPE_CHECKING:
     import psycopg
 
+    from migrate_wrapper.golang_migrate.runner import Binary
+
 
 VET_CACHE = Path(".local") / "cache" / "golang-migrate-vetted.json"  # under the project root
 
 
-def binary(settings: Settings) -> runner.Binary:
+def binary(settings: Settings) -> Binary:
+    from migrate_wrapper.golang_migrate import runner  # status never runs golang-migrate
+
     root = settings.project_root()
     return runner.vet(runner.locate(settings.migrate_bin, root), cache=root / VET_CACHE)
 

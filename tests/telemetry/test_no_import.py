@@ -1,4 +1,5 @@
-"""Without an endpoint (or with OTEL_SDK_DISABLED=true) a run never imports OpenTelemetry: start-up cost matters."""
+"""Without an endpoint (or with OTEL_SDK_DISABLED=true) a run never imports OpenTelemetry, and status never imports
+golang-migrate's runner: start-up cost matters."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ SCRIPT = textwrap.dedent(
         code = exc.code
     loaded = sorted(m for m in sys.modules if m == "opentelemetry" or m.startswith(("opentelemetry.", "grpc")))
     with open({out!r}, "w") as f:
-        json.dump({{"code": code, "loaded": loaded, "telemetry": "migrate_wrapper.telemetry" in sys.modules}}, f)
+        json.dump({{"code": code, "loaded": loaded, "telemetry": "migrate_wrapper.telemetry" in sys.modules,
+                   "runner": "migrate_wrapper.golang_migrate.runner" in sys.modules}}, f)
     """
 )
 
@@ -44,6 +46,7 @@ def test_status_run_without_telemetry_imports_no_opentelemetry(dbs, tmp_path, en
     assert report["code"] in (0, None)
     assert report["telemetry"]  # the tracer was asked and said no
     assert report["loaded"] == []
+    assert not report["runner"]  # nor golang-migrate's runner: status never runs it (issue 17: its fixed cost)
 
 
 def test_with_an_endpoint_it_is_imported(tmp_path, receiver):
