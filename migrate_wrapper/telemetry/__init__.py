@@ -30,12 +30,15 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from migrate_wrapper.events import Listener, RunInfo
 from migrate_wrapper.telemetry.config import env_value, exporter_environment, read_config
-from migrate_wrapper.telemetry.pipe import ExporterProcess, fork_exporter
 from migrate_wrapper.telemetry.redact import clean
-from migrate_wrapper.telemetry.spans import Recorder, TelemetryListener
+
+if TYPE_CHECKING:  # imported when telemetry is on: a run without it pays for none of them
+    from migrate_wrapper.telemetry.pipe import ExporterProcess
+    from migrate_wrapper.telemetry.spans import Recorder
 
 EXPORT_FAILED_EVENT = "telemetry_export_failed"
 
@@ -64,6 +67,8 @@ def start_early(env_file: Path | None) -> None:
     global _exporter
     with _lock:
         if _exporter is None and _recorder is None and _telemetry_likely(env_file):
+            from migrate_wrapper.telemetry.pipe import fork_exporter
+
             _exporter = fork_exporter()
 
 
@@ -81,6 +86,9 @@ def listener() -> Listener:
             if config.problems:
                 _warn(f"telemetry is off: {'; '.join(config.problems)}", reason="; ".join(config.problems))
             return Listener()
+        from migrate_wrapper.telemetry.pipe import fork_exporter
+        from migrate_wrapper.telemetry.spans import Recorder, TelemetryListener
+
         if _recorder is None:
             exporter = _exporter if _exporter is not None else fork_exporter()
             _exporter = None
