@@ -33,18 +33,21 @@ class _TextFormatter(logging.Formatter):
         return f"{record.levelname.lower()}: {record.getMessage()}"
 
 
-def configure(fmt: str, log_file: Path | None, stream: IO[str] | None = None) -> None:
-    from pythonjsonlogger.json import JsonFormatter
+def _json_formatter() -> logging.Formatter:
+    from pythonjsonlogger.json import JsonFormatter  # text mode without --log-file does without it
 
-    json_formatter = JsonFormatter(
+    return JsonFormatter(
         "%(levelname)s %(message)s", rename_fields={"levelname": "level", "message": "msg"}, timestamp=True
     )
+
+
+def configure(fmt: str, log_file: Path | None, stream: IO[str] | None = None) -> None:
     log.handlers.clear()
     log.setLevel(logging.INFO)
     log.propagate = False
     handler = logging.StreamHandler(stream or sys.stderr)
     if fmt == "json":
-        handler.setFormatter(json_formatter)
+        handler.setFormatter(_json_formatter())
     else:
         handler.setFormatter(_TextFormatter())
         handler.setLevel(logging.WARNING)
@@ -52,7 +55,7 @@ def configure(fmt: str, log_file: Path | None, stream: IO[str] | None = None) ->
     log.addHandler(handler)
     if log_file is not None:
         file_handler = logging.FileHandler(log_file, encoding="utf-8")
-        file_handler.setFormatter(json_formatter)
+        file_handler.setFormatter(_json_formatter())
         log.addHandler(file_handler)
 
 
