@@ -107,6 +107,9 @@ def _ratio_row(bench: str, label: str, raw: Stats, wrapper: Stats, target: float
 
 # --- 1. apply N trivial migrations -------------------------------------------------------------------------------
 
+# Ablations of benchmark 1: variant → (JSON log records off, telemetry on).
+ABLATIONS = {"no_logs": (True, True), "no_telemetry": (False, False), "neither": (True, False)}
+
 
 def apply_overhead(ctx: Context, sizes: list[int], target_size: int, target_ratio: float,
                    cpu_per_step: float) -> Section:
@@ -119,24 +122,31 @@ def apply_overhead(ctx: Context, sizes: list[int], target_size: int, target_rati
     )
     database = "bench_apply"
     url = ctx.cluster.url(database)
-    extra_cpu: dict[int, float] = {}  # N → the wrapper's CPU beyond raw golang-migrate's (medians)
+    ablate = len(sizes) >= 2  # the per-step figure needs two sizes
+    extra_cpu: dict[str, dict[int, float]] = {v: {} for v in ("wrapper", *ABLATIONS)}  # CPU beyond raw's (medians)
     for n in sizes:
         root = ctx.work / f"apply_{n}"
         folder = workload.trivial_project(root, n)
         env_file = workload.write_env(root / "migrate.env", url, ctx.migrate_bin)
         last = int(workload.migration_ids(n)[-1].split("_")[0])
+        apply_args = ["apply", "-c", COMPONENT, "--env", str(env_file), "--yes", "--log-format", "json"]
         raws, wraps = [], []
+        ablated: dict[str, list[proc.Measured]] = {v: [] for v in ABLATIONS}
         before = ctx.receiver.snapshot()
         for i in ctx.rounds():
             ctx.cluster.recreate(database)
             raws.append(proc.run(ctx.raw_migrate(folder, url, "up"), env=ctx.base_env()))
             _expect_version(ctx.cluster, database, last, "raw migrate up")
             ctx.cluster.recreate(database)
-            wraps.append(proc.run(ctx.wrapper("apply", "-c", COMPONENT, "--env", str(env_file), "--yes",
-                                              "--log-format", "json"),
-                                  env=ctx.telemetry_env(root), output_file=ctx.work / f"apply_{n}.log",
-                                  sample_hwm=True))
+            wraps.append(proc.run(ctx.wrapper(*apply_args), env=ctx.telemetry_env(root),
+                                  output_file=ctx.work / f"apply_{n}.log", sample_hwm=True))
             _expect_version(ctx.cluster, database, last, "migrate-wrapper apply")
+            for variant, (no_logs, telemetry) in ABLATIONS.items() if ablate else ():
+                ctx.cluster.recreate(database)
+                argv = [str(ctx.python), "-m", "bench.ablation", *(["--no-logs"] if no_logs else []), *apply_args]
+                env = ctx.telemetry_env(root) if telemetry else ctx.base_env(root)
+                ablated[variant].append(proc.run(argv, env=env, cwd=ROOT, output_file=ctx.work / f"apply_{n}.log"))
+                _expect_version(ctx.cluster, database, last, f"migrate-wrapper apply ({variant})")
             ctx.log(f"  N={n} round {i + 1}/{len(ctx.rounds())}: raw {raws[-1].seconds:.2f}s, "
                     f"wrapper {wraps[-1].seconds:.2f}s")
         after = ctx.receiver.snapshot()
@@ -156,15 +166,34 @@ def apply_overhead(ctx: Context, sizes: list[int], target_size: int, target_rati
             f"PostgreSQL for the machine's {os.cpu_count()} CPUs. Telemetry requests received during these runs "
             f"(warm-up included): {sent or 'none'}."
         )
-        extra_cpu[n] = wrap_cpu.median - raw_cpu.median
+        extra_cpu["wrapper"][n] = wrap_cpu.median - raw_cpu.median
+        for variant, runs in ablated.items():
+            if runs:
+                extra_cpu[variant][n] = Stats.of(m.cpu_seconds for m in ctx.kept(runs)).median - raw_cpu.median
         ctx.memory.append((f"apply N={n} (wrapper)", wraps))
         ctx.memory.append((f"apply N={n} (raw golang-migrate, for comparison)", raws))
-    if len(extra_cpu) >= 2:  # the wrapper's CPU per step, its fixed cost taken out
-        small, big = min(extra_cpu), max(extra_cpu)
-        per_step = (extra_cpu[big] - extra_cpu[small]) / (big - small)
-        section.rows.append(Row("1", f"wrapper CPU per step ((N={big} − N={small}) / {big - small})", None, None,
-                                f"{per_step * 1000:.3f} ms", f"≤ {cpu_per_step * 1000:.1f} ms",
-                                per_step <= cpu_per_step, per_step))
+    if len(sizes) >= 2:  # the wrapper's CPU per step, its fixed cost taken out
+        small, big = min(sizes), max(sizes)
+        per_step = {v: (cpu[big] - cpu[small]) / (big - small) for v, cpu in extra_cpu.items() if len(cpu) == 2}
+        label = f"wrapper CPU per step ((N={big} − N={small}) / {big - small})"
+        section.rows.append(Row("1", label, None, None, f"{per_step['wrapper'] * 1000:.3f} ms",
+                                f"≤ {cpu_per_step * 1000:.1f} ms", per_step["wrapper"] <= cpu_per_step,
+                                per_step["wrapper"]))
+        for variant, what in (("no_logs", "the JSON log records"), ("no_telemetry", "telemetry"),
+                              ("neither", "both: the wrapper's own work")):
+            if variant in per_step:
+                share = per_step["wrapper"] - per_step[variant]
+                figure = f"{per_step[variant] * 1000:.3f} ms" + (
+                    f" (so {what} cost {share * 1000:.3f} ms)" if variant != "neither" else "")
+                section.rows.append(Row("1", f"… the same without {what} (ablation)", None, None, figure, "—", None,
+                                        per_step[variant]))
+        if ablate:
+            section.details.append(
+                "- Ablation, in the same rounds: `python -m bench.ablation [--no-logs] apply …` runs the same wrapper "
+                "with its JSON log records switched off (the records are never built), and telemetry is switched off "
+                "by leaving OTEL_EXPORTER_OTLP_ENDPOINT unset. What the CPU per step loses then is what "
+                "python-json-logger's two records per step and the OpenTelemetry SDK's span and metric point per "
+                "step (in the exporter process) cost; the rest is the wrapper's own work per step.")
     if target_size not in sizes:
         section.details.append(f"- The target applies at N={target_size}, which this (smoke) run did not measure.")
     ctx.cluster.drop(database)
@@ -200,6 +229,7 @@ def fixed_cost(ctx: Context, n: int, budgets: dict[str, float], help_budget: flo
         "one": (apply_args, ctx.base_env(root), step_back),
         "help": (ctx.wrapper("--help"), ctx.base_env(), None),
         "python": ([str(ctx.python), "-c", "pass"], ctx.base_env(), None),
+        "floor": ([str(ctx.python), "-m", "bench.floor", str(env_file)], ctx.base_env(), None),
     }
     measured: dict[str, list[proc.Measured]] = {k: [] for k in variants}
     rounds = ctx.warmup + ctx.runs * FIXED_COST_RUNS_FACTOR  # cheap runs, noisy machine: more of them
@@ -207,7 +237,7 @@ def fixed_cost(ctx: Context, n: int, budgets: dict[str, float], help_budget: flo
         for key, (argv, env, prepare) in variants.items():
             if prepare is not None:
                 proc.run(prepare[0], env=prepare[1])
-            measured[key].append(proc.run(argv, env=env, output_file=ctx.work / f"fixed_{key}.log"))
+            measured[key].append(proc.run(argv, env=env, cwd=ROOT, output_file=ctx.work / f"fixed_{key}.log"))
             if key in ("raw_one", "one", "noop", "raw_noop"):
                 _expect_version(ctx.cluster, database, last, key)
     kept = {k: ctx.kept(v) for k, v in measured.items()}
@@ -232,12 +262,21 @@ def fixed_cost(ctx: Context, n: int, budgets: dict[str, float], help_budget: flo
                             stats["help"].median))
     section.rows.append(Row("2", "bare interpreter (`python -c pass`, floor)", None, stats["python"],
                             fmt_seconds(stats["python"].median), "—", None, stats["python"].median))
+    floor = stats["floor"].median - stats["raw_version"].median
+    section.rows.append(Row("2", "the design's floor for status (`python -m bench.floor`) vs `migrate version`",
+                            stats["raw_version"], stats["floor"],
+                            f"+{fmt_seconds(floor)} wall, +{fmt_seconds(cpu['floor'].median - cpu['raw_version'].median)}"
+                            f" CPU; status is +{fmt_seconds(stats['status'].median - stats['floor'].median)} above it",
+                            "—", None, floor))
     section.details.append(
         f"Database with {n} applied migrations (from the same trivial set); {ctx.runs * FIXED_COST_RUNS_FACTOR} "
         "rounds (each takes well under a second, so more of them) interleave each raw golang-migrate command with "
         "the wrapper's counterpart, `--help` and a bare interpreter. The one-migration runs first step back one "
         "migration with raw `migrate down 1` (untimed). Status is read-only (psycopg; golang-migrate is not run by "
-        "it). CPU is user + system of the process and its children (rusage), golang-migrate included."
+        "it). CPU is user + system of the process and its children (rusage), golang-migrate included. The floor "
+        "row runs bench/floor.py: the design card's libraries that status's path needs (typer, pydantic-settings, "
+        "psycopg) imported, a settings model read from the same env file, one connection and the version query, "
+        "leaving as the wrapper does (no interpreter teardown); none of the wrapper's own code runs."
     )
     section.details.append("- CPU medians: " + ", ".join(f"{k} {fmt_seconds(v.median)}" for k, v in cpu.items()))
     ctx.cluster.drop(database)
