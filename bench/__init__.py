@@ -13,5 +13,7 @@ Modules:
   workload.py      generated migration folders and the at-scale database
   benchmarks.py    the five benchmarks of issue 8
   scale_worker.py  a fresh process that times the pre- and post-check functions on one connection
+  ablation.py      the wrapper with its JSON log records off, for benchmark 1's ablation rows
+  floor.py         the least a status costs with the design card's libraries, for benchmark 2's floor row
   report.py        machine facts and results.md
 """
