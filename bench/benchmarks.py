@@ -107,8 +107,9 @@ def _ratio_row(bench: str, label: str, raw: Stats, wrapper: Stats, target: float
 
 # --- 1. apply N trivial migrations -------------------------------------------------------------------------------
 
-# Ablations of benchmark 1: variant → (JSON log records off, telemetry on).
+# Ablations of benchmark 1: variant → (JSON log records off, telemetry on); and its floors, without the wrapper.
 ABLATIONS = {"no_logs": (True, True), "no_telemetry": (False, False), "neither": (True, False)}
+FLOORS = ("verbose", "reader")  # `migrate -verbose up`; the same read live by bench/reader.py
 
 
 def apply_overhead(ctx: Context, sizes: list[int], target_size: int, target_ratio: float,
@@ -123,7 +124,7 @@ def apply_overhead(ctx: Context, sizes: list[int], target_size: int, target_rati
     database = "bench_apply"
     url = ctx.cluster.url(database)
     ablate = len(sizes) >= 2  # the per-step figure needs two sizes
-    extra_cpu: dict[str, dict[int, float]] = {v: {} for v in ("wrapper", *ABLATIONS)}  # CPU beyond raw's (medians)
+    extra_cpu: dict[str, dict[int, float]] = {v: {} for v in ("wrapper", *FLOORS, *ABLATIONS)}  # beyond raw's CPU
     for n in sizes:
         root = ctx.work / f"apply_{n}"
         folder = workload.trivial_project(root, n)
@@ -131,7 +132,7 @@ def apply_overhead(ctx: Context, sizes: list[int], target_size: int, target_rati
         last = int(workload.migration_ids(n)[-1].split("_")[0])
         apply_args = ["apply", "-c", COMPONENT, "--env", str(env_file), "--yes", "--log-format", "json"]
         raws, wraps = [], []
-        ablated: dict[str, list[proc.Measured]] = {v: [] for v in ABLATIONS}
+        ablated: dict[str, list[proc.Measured]] = {v: [] for v in (*FLOORS, *ABLATIONS)}
         before = ctx.receiver.snapshot()
         for i in ctx.rounds():
             ctx.cluster.recreate(database)
@@ -141,6 +142,12 @@ def apply_overhead(ctx: Context, sizes: list[int], target_size: int, target_rati
             wraps.append(proc.run(ctx.wrapper(*apply_args), env=ctx.telemetry_env(root),
                                   output_file=ctx.work / f"apply_{n}.log", sample_hwm=True))
             _expect_version(ctx.cluster, database, last, "migrate-wrapper apply")
+            for variant in FLOORS if ablate else ():  # golang-migrate -verbose, alone and read live by Python
+                ctx.cluster.recreate(database)
+                verbose = [str(ctx.migrate_bin), "-verbose", *ctx.raw_migrate(folder, url, "up")[1:]]
+                argv = verbose if variant == "verbose" else [str(ctx.python), "-m", "bench.reader", *verbose]
+                ablated[variant].append(proc.run(argv, env=ctx.base_env(), cwd=ROOT))
+                _expect_version(ctx.cluster, database, last, variant)
             for variant, (no_logs, telemetry) in ABLATIONS.items() if ablate else ():
                 ctx.cluster.recreate(database)
                 argv = [str(ctx.python), "-m", "bench.ablation", *(["--no-logs"] if no_logs else []), *apply_args]
@@ -187,13 +194,21 @@ def apply_overhead(ctx: Context, sizes: list[int], target_size: int, target_rati
                     f" (so {what} cost {share * 1000:.3f} ms)" if variant != "neither" else "")
                 section.rows.append(Row("1", f"… the same without {what} (ablation)", None, None, figure, "—", None,
                                         per_step[variant]))
+        if "reader" in per_step:
+            figure = (f"{per_step['reader'] * 1000:.3f} ms (of which golang-migrate's -verbose "
+                      f"{per_step['verbose'] * 1000:.3f} ms)")
+            section.rows.append(Row("1", "… floor: golang-migrate -verbose read live by Python, nothing else "
+                                         "(`python -m bench.reader`)", None, None, figure, "—", None,
+                                    per_step["reader"]))
         if ablate:
             section.details.append(
                 "- Ablation, in the same rounds: `python -m bench.ablation [--no-logs] apply …` runs the same wrapper "
                 "with its JSON log records switched off (the records are never built), and telemetry is switched off "
                 "by leaving OTEL_EXPORTER_OTLP_ENDPOINT unset. What the CPU per step loses then is what "
                 "python-json-logger's two records per step and the OpenTelemetry SDK's span and metric point per "
-                "step (in the exporter process) cost; the rest is the wrapper's own work per step.")
+                "step (in the exporter process) cost; the rest is the wrapper's own work per step. The floor row runs "
+                "`migrate -verbose up` under bench/reader.py, which reads its output as it arrives and does nothing "
+                "else: what supervising golang-migrate step by step costs any Python process.")
     if target_size not in sizes:
         section.details.append(f"- The target applies at N={target_size}, which this (smoke) run did not measure.")
     ctx.cluster.drop(database)
