@@ -63,6 +63,8 @@ EVENTS: dict[str, EventKind] = {e.name: e for e in (
 
 @dataclass(frozen=True)
 class StepInfo:
+    """One migration step as golang-migrate ran it (or is running it), named from the files."""
+
     id: str  # YYYYMMDDHHMM_slug
     version: int
     direction: str
@@ -72,6 +74,8 @@ class StepInfo:
 
 @dataclass
 class RunInfo:
+    """One run of a command on one component: what every listener is told about it."""
+
     command: str  # apply | rollback | status
     component: str
     direction: str  # up | down
@@ -119,6 +123,8 @@ class RowDelta:
 
 @dataclass(frozen=True)
 class RowCounts:
+    """What a row-count check found: the tables whose rows changed, and the totals."""
+
     deltas: tuple[RowDelta, ...]  # biggest change first
     total_delta: int
     rows_changed: int  # sum of |delta| over the tables that hold rows
@@ -127,6 +133,8 @@ class RowCounts:
 
 @dataclass(frozen=True)
 class CheckResult:
+    """One pre-, post- or smoke check's verdict, with the facts behind it."""
+
     phase: str  # pre | post
     name: str
     status: str  # ok | warn | fail

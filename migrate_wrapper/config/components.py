@@ -31,6 +31,8 @@ _KEYS = {"url", "migrations", "table", "smoke", "schema_doc"}
 
 @dataclass(frozen=True)
 class Component:
+    """One component of the project file: its URL setting, folder and migrations table."""
+
     name: str
     url_setting: str  # the settings key holding its database URL
     migrations_dir: str  # relative to the project root

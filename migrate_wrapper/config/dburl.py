@@ -43,6 +43,8 @@ LIBPQ_HAZARDS = ("PGSERVICE", "PGHOSTADDR", "PGSSLCRL")
 
 @dataclass(frozen=True)
 class DatabaseUrl:
+    """A component's database URL, parsed and validated; its secrets never leave it unmasked."""
+
     setting: str  # which setting it came from, for messages
     scheme: str
     user: str

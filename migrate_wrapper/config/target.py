@@ -14,6 +14,8 @@ from migrate_wrapper.config.settings import Settings
 
 @dataclass(frozen=True)
 class Target:
+    """A component made concrete: its database URL and its migration files."""
+
     component: Component
     url: DatabaseUrl
     files: MigrationSet

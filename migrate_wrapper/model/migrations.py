@@ -23,6 +23,8 @@ MAX_VERSION = 2**63 - 1  # golang-migrate parses uint64 but stores bigint
 
 @dataclass(frozen=True)
 class Migration:
+    """One version's files, as golang-migrate will see them."""
+
     version: int
     slug: str
     version_text: str  # as written in the file name (leading zeros kept)
@@ -81,6 +83,8 @@ def _identity(st: os.stat_result, path: Path) -> tuple:
 
 @dataclass
 class MigrationSet:
+    """A component's migrations folder, scanned: its migrations and the house-rule breaches."""
+
     folder: Path
     migrations: list[Migration] = field(default_factory=list)  # sorted by version
     problems: list[str] = field(default_factory=list)  # house-rule breaches, for status and pre-checks

@@ -10,6 +10,8 @@ from migrate_wrapper.model.migrations import Migration, MigrationSet, parse_id
 
 @dataclass(frozen=True)
 class VersionState:
+    """golang-migrate's migrations table as read from the database."""
+
     version: int | None  # None: no migration applied (or no table yet)
     dirty: bool
     table_exists: bool
@@ -62,6 +64,8 @@ class Drift:
 
 @dataclass
 class Status:
+    """A component's state: the database's version against its files and its ledger."""
+
     component: str
     database: str  # masked URL
     folder: str
@@ -155,6 +159,8 @@ def status(
 
 @dataclass(frozen=True)
 class RollbackPlan:
+    """What a rollback to before a named migration reverts, newest first."""
+
     target: Migration  # the migration the operator named: it and everything after it are reverted
     steps: list[Migration]  # newest first, as golang-migrate runs them
     end_version: int | None  # the version the database ends at

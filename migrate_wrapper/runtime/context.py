@@ -19,6 +19,8 @@ if TYPE_CHECKING:  # status never runs golang-migrate: it does not import the ru
 
 @dataclass
 class RunContext:
+    """One run of a verb: its settings, target, run and listeners, and how it ended."""
+
     settings: Settings
     target: Target
     run: RunInfo

@@ -17,6 +17,8 @@ SUPPORTED_PROTOCOLS = ("http/protobuf", "grpc")
 
 @dataclass(frozen=True)
 class Signal:
+    """One telemetry signal that is on: where it goes and which variables said so."""
+
     kind: str  # traces | metrics
     protocol: str
     endpoint: str  # what the exporter will use, for messages (may still hold userinfo: print `safe_endpoint`)
@@ -30,6 +32,8 @@ class Signal:
 
 @dataclass(frozen=True)
 class Config:
+    """Telemetry for this process, as the OTEL_* variables configure it."""
+
     disabled: bool
     traces: Signal | None
     metrics: Signal | None
