@@ -155,6 +155,26 @@ def test_help_documents_exit_codes():
     assert "3 pre-check failed" in text and "5 time window exceeded" in text and "130 interrupted" in text
 
 
+def test_a_run_builds_only_its_command_yet_parses_and_helps_as_the_whole_app():
+    """cli/main.py registers only the command the words name (Typer builds every command on each start): through
+    the console entry, each command's help, a usage error and an unknown name read exactly as the whole app says."""
+    from migrate_wrapper.cli.main import app
+
+    from tests.conftest import run_cli
+
+    names = [c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands]
+    assert len(names) >= 10
+    for args in [[name, "--help"] for name in names] + [["--project-dir", str(ROOT), "status", "--bogus"],
+                                                         ["stauts"], ["apply", "--log-format", "xml"]]:
+        whole, alone = invoke(*args), run_cli(*args)
+
+        def words(result) -> tuple:  # the program's name and the terminal's width differ between the two
+            return (result.returncode, *(" ".join(text.replace("python -m migrate_wrapper", "migrate-wrapper").split())
+                                         for text in (result.stdout, result.stderr)))
+
+        assert words(alone) == words(whole), args
+
+
 def test_the_project_is_found_upwards_or_named_with_project_dir(dbs, project, tmp_path):
     root = project({"operational": {f"{UP}.up.sql": "create table a(id int);\n", f"{UP}.down.sql": "drop table a;\n"}})
     below = root / "db" / "migrations"
