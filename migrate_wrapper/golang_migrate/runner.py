@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -321,7 +322,9 @@ def run(
         _read_lines(proc, on_line, deadline=deadline, on_timeout=on_timeout)
         result.returncode = proc.wait()
     except BaseException:
-        # Never leave golang-migrate running behind us (KeyboardInterrupt included).
+        # Never leave golang-migrate running behind us (KeyboardInterrupt included), and keep emptying its pipe
+        # meanwhile: blocked on a write, it could not finish the running step and would be killed at the grace.
+        threading.Thread(target=_drain, args=(proc,), daemon=True).start()
         stop(proc)
         raise
     finally:
@@ -350,12 +353,14 @@ def _read_lines(proc: subprocess.Popen[bytes], on_line: Callable[[bytes], None],
     """Each line of the process's output as it arrives, until it closes its end; `on_timeout` once at `deadline`.
 
     Read here, on the run's own thread, in whatever chunks the pipe holds: a reader thread handing over line by line
-    cost about as much CPU per step as the step's own log records."""
+    cost about as much CPU per step as the step's own log records. So golang-migrate waits when the wrapper does:
+    while a listener's write blocks (a paused terminal, a stalled pipe reader), golang-migrate pauses at its next
+    line once the pipe is full, instead of running ahead of what the wrapper has recorded."""
     import selectors
 
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
-    pending = b""
+    pending: list[bytes] = []  # the line being read: a failing file is printed whole, maybe as one huge line
     with selectors.DefaultSelector() as selector:
         selector.register(fd, selectors.EVENT_READ)
         while True:
@@ -367,11 +372,28 @@ def _read_lines(proc: subprocess.Popen[bytes], on_line: Callable[[bytes], None],
             chunk = os.read(fd, 65536)
             if not chunk:
                 break
-            *lines, pending = (pending + chunk).split(b"\n")
+            if b"\n" not in chunk:
+                pending.append(chunk)
+                continue
+            lines = chunk.split(b"\n")
+            if pending:
+                lines[0] = b"".join([*pending, lines[0]])
+            rest = lines.pop()  # after the chunk's last newline: the start of the next line, maybe empty
+            pending = [rest] if rest else []
             for line in lines:
                 on_line(line)
     if pending:
-        on_line(pending)
+        on_line(b"".join(pending))
+
+
+def _drain(proc: subprocess.Popen[bytes]) -> None:
+    """Read and drop what golang-migrate still prints while it is being stopped after the run gave up on it."""
+    assert proc.stdout is not None
+    try:
+        while os.read(proc.stdout.fileno(), 65536):
+            pass
+    except (OSError, ValueError):
+        pass
 
 
 def stop(proc: subprocess.Popen[bytes], *, grace: float = 5.0) -> None:

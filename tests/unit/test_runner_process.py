@@ -146,3 +146,36 @@ def test_a_vetted_binary_is_not_run_again_until_it_changes(tmp_path):
     os.utime(fake, ns=(1, 1))
     assert runner.vet(fake, cache=cache).version == "4.18.2"
     assert len(calls.read_text().splitlines()) == 4
+
+
+def test_a_line_longer_than_the_pipe_arrives_whole(tmp_path):
+    """golang-migrate prints a failing file whole: a one-line data load of megabytes is one error line, split over
+    many reads of the pipe (and assembled without copying it again on every read)."""
+    body = "insert into t values " + ",".join(f"({i})" for i in range(400_000))  # ~3.6 MB, no newline inside
+    fake = _fake_migrate(tmp_path, ["Read and execute 1/u big", f"error: migration failed: boom in line 1: {body}"],
+                         returncode=1)
+    output = []
+    result = runner.run([str(fake), "up"], mask=str, on_output=output.append)
+    assert len(output) == 2 and output[1].endswith(body) and len(output[1]) > 3_000_000
+    assert result.failure is not None and result.failure.message == "boom"
+
+
+def test_golang_migrate_is_still_read_while_it_is_stopped_after_a_failing_hook(tmp_path):
+    """A listener that raises ends the run; golang-migrate is asked to stop (SIGINT) and may print much more as it
+    finishes its step. Its pipe is still emptied meanwhile, so it ends by itself rather than being killed."""
+    fake = tmp_path / "migrate"
+    fake.write_text("#!/bin/sh\n"
+                    "trap 'head -c 300000 /dev/zero | tr \"\\\\0\" x >&2; echo >&2; exit 0' INT\n"
+                    "echo 'Read and execute 1/u a' >&2\n"
+                    "while :; do sleep 0.05; done\n")
+    fake.chmod(0o755)
+    started = []
+
+    def fail(event):
+        started.append(event)
+        raise RuntimeError("a listener failed")
+
+    procs = []
+    with pytest.raises(RuntimeError, match="a listener failed"):
+        runner.run([str(fake), "up"], mask=str, on_event=fail, on_start=lambda p: procs.append(p) if p else None)
+    assert started and procs[0].returncode == 0  # exited by itself after its SIGINT output, not killed (-9)
