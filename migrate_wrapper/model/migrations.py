@@ -11,6 +11,7 @@ import bisect
 import hashlib
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,19 +61,25 @@ def too_big(path: Path) -> str | None:
 
 def file_sha256(path: Path) -> str:
     """The file's sha256, read again only when the file changed: status hashes every applied file for drift and a
-    run hashes each file it runs, so a 1000-step apply would read each file twice."""
-    try:
-        known = _DIGESTS.get(_identity(os.stat(path), path))
-    except OSError:
-        known = None
-    if known is not None:
-        return known
+    run hashes each file it runs, so a 1000-step apply would read each file twice.
+
+    The file is opened each time (on NFS that revalidates its attributes) and its identity taken from the open file.
+    A digest is remembered only when the file kept its identity while being read and was last changed more than
+    `RACY_NS` before (git's "racy clean" rule): an edit of the same size within one tick of a coarse file
+    clock would leave the identity as it was."""
     with open(path, "rb") as file:
+        before = _identity(os.fstat(file.fileno()), path)
+        known = _DIGESTS.get(before)
+        if known is not None:
+            return known
         digest = hashlib.file_digest(file, "sha256").hexdigest()  # in chunks: memory does not grow with the file
-        _DIGESTS[_identity(os.fstat(file.fileno()), path)] = digest
+        after = os.fstat(file.fileno())
+    if _identity(after, path) == before and time.time_ns() - max(after.st_mtime_ns, after.st_ctime_ns) > RACY_NS:
+        _DIGESTS[before] = digest
     return digest
 
 
+RACY_NS = 2 * 10**9  # a file changed this recently is hashed again next time
 # Digests by what identifies a file's content without reading it; a rewrite changes its mtime or ctime.
 _DIGESTS: dict[tuple, str] = {}
 

@@ -109,18 +109,35 @@ def test_rollback_plan(tmp_path):
         plan.rollback(partly, "202601010200_c")
 
 
-def test_a_file_rewritten_in_place_is_hashed_again(tmp_path):
+def test_a_file_rewritten_in_place_is_hashed_again(tmp_path, monkeypatch):
     """file_sha256 remembers digests by what identifies a file's content without reading it: an edit of the same
     size, even with its mtime set back, changes the ctime and is read again."""
     import hashlib
     import os
     import time
 
+    monkeypatch.setattr(migrations, "RACY_NS", 0)  # remember even a file written a moment ago
     path = tmp_path / "1_a.up.sql"
     path.write_text("select 1;\n")
     assert migrations.file_sha256(path) == hashlib.sha256(b"select 1;\n").hexdigest()
     before = os.stat(path)
-    time.sleep(0.05)  # file times tick with the kernel's coarse clock (a few ms): let the edit's ctime differ
+    time.sleep(0.05)  # file times tick with the kernel's clock (coarse on older kernels): let the edit's ctime differ
     path.write_text("select 2;\n")  # same size
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert migrations.file_sha256(path) == hashlib.sha256(b"select 2;\n").hexdigest()
+
+
+def test_a_file_changed_a_moment_ago_is_never_remembered(tmp_path):
+    """The racy case: within one tick of a coarse file clock a same-size rewrite keeps the file's identity, so a file
+    changed less than RACY_NS ago is hashed again every time."""
+    import hashlib
+    import os
+
+    path = tmp_path / "1_a.up.sql"
+    path.write_text("select 1;\n")
+    assert migrations.file_sha256(path) == hashlib.sha256(b"select 1;\n").hexdigest()
+    assert not [key for key in migrations._DIGESTS if key[0] == str(path)]
+    old = path.stat().st_mtime_ns - 10 * 10**9
+    os.utime(path, ns=(old, old))  # its ctime is still now: not yet old enough
+    migrations.file_sha256(path)
+    assert not [key for key in migrations._DIGESTS if key[0] == str(path)]
