@@ -36,6 +36,8 @@ class ExporterProcess:
         os.set_blocking(ops_fd, False)
 
     def send(self, op: tuple, *, now: bool = False, soon: bool = False) -> None:
+        # Never from a signal handler (the lock is not reentrant): the Stopper's acknowledgement reaches telemetry
+        # as a note that is no root-span event (spans.ROOT_NOTE_EVENTS), which sends nothing.
         if self.broken:
             return
         data = pickle.dumps(op, protocol=pickle.HIGHEST_PROTOCOL)
@@ -57,7 +59,8 @@ class ExporterProcess:
                 self._due.clear()
                 if self.ops_fd < 0:
                     return
-                self._write()
+                if not self._write():  # the pipe is full (the exporter is busy): try again in a moment
+                    self._due.set()
 
     def _write(self) -> bool:
         """Write what the pipe takes now; True when nothing is left. Called with the lock held."""

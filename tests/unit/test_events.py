@@ -55,3 +55,14 @@ def test_the_readme_lists_every_outcome():
     outcomes = {outcome_of(e) for e in errors} | {"noop", "dry_run"}
     text = README.read_text(encoding="utf-8")
     assert all(f"| `{outcome}` |" in text for outcome in outcomes), outcomes
+
+
+def test_the_stop_acknowledgement_sends_no_telemetry():
+    """Ctrl-C is acknowledged from the signal handler (runtime/window.py) as a migration_stopping note. Telemetry
+    sends only root-span notes to its exporter pipe, whose lock is not reentrant: this note must stay off the root
+    span, or a Ctrl-C during a send would hang the wrapper."""
+    from migrate_wrapper.events import EVENTS
+    from migrate_wrapper.telemetry.spans import ROOT_NOTE_EVENTS
+
+    assert EVENTS["migration_stopping"].on_root_span is False
+    assert "migration_stopping" not in ROOT_NOTE_EVENTS
