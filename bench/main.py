@@ -39,7 +39,7 @@ ALL = ("1", "2", "3", "4", "5")
 
 
 def _sizes(text: str) -> list[int]:
-    return [int(part) for part in text.split(",") if part.strip()]
+    return sorted({int(part) for part in text.split(",") if part.strip()})  # the per-step figure needs distinct N
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
