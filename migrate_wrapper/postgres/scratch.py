@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from migrate_wrapper.postgres import db
-from migrate_wrapper.golang_migrate import runner
+from migrate_wrapper.golang_migrate import output, runner
 from migrate_wrapper.config.dburl import DatabaseUrl
 from migrate_wrapper.errors import MigrationFailed, PreCheckFailed, UsageError
 from migrate_wrapper.model.migrations import MigrationSet
@@ -228,10 +228,10 @@ def run_migrate(
 ) -> ScratchRun:
     """One golang-migrate call on a scratch database; at `deadline` (time.monotonic()) it is killed outright: there
     is nothing in a scratch database worth finishing a step for."""
-    started: list[runner.StepStarted] = []
+    started: list[output.StepStarted] = []
 
-    def on_event(event: runner.Event) -> None:
-        if isinstance(event, runner.StepStarted):
+    def on_event(event: output.Event) -> None:
+        if isinstance(event, output.StepStarted):
             started.append(event)
 
     argv = runner.build_argv(binary.path, source=files.folder, database_url=url.for_migrate(SCRATCH_PARAMS),

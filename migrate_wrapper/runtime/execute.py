@@ -23,6 +23,7 @@ from migrate_wrapper.model.evidence import COMMITTED, NOT_RUN, ROLLED_BACK, UNKN
 from migrate_wrapper.postgres import db, ledger, locks
 from migrate_wrapper.runtime import proof
 from migrate_wrapper.golang_migrate import runner
+from migrate_wrapper.golang_migrate.output import MigrateFailure
 from migrate_wrapper.errors import Interrupted, MigrationFailed, PreCheckFailed, WindowExceeded, WrapperError
 from migrate_wrapper.events import RunInfo, StepInfo
 from migrate_wrapper.model.migrations import Migration
@@ -132,7 +133,7 @@ def carry_out(rc: RunContext, read_state: StateReader, change: Change) -> None:
             raise _failed(ctx, result, step, verdict, failed)
 
 
-def _nothing_to_run(failure: runner.MigrateFailure) -> bool:
+def _nothing_to_run(failure: MigrateFailure) -> bool:
     """`up N` / `down N` found fewer steps than planned before running any: the database moved meanwhile."""
     return failure.message.startswith(("file does not exist", "limit ")) or "short by" in failure.message
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from migrate_wrapper.postgres import locks
-from migrate_wrapper.golang_migrate.runner import MigrateFailure
+from migrate_wrapper.golang_migrate.output import MigrateFailure
 from migrate_wrapper.model.evidence import COMMITTED, NOT_RUN, ROLLED_BACK, UNKNOWN, StepEvidence, Verdict
 
 if TYPE_CHECKING:

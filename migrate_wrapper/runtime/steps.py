@@ -13,7 +13,8 @@ from migrate_wrapper.runtime import proof
 from migrate_wrapper.golang_migrate import runner
 from migrate_wrapper.events import Listener, RunInfo, StepInfo
 from migrate_wrapper.model.migrations import Migration
-from migrate_wrapper.golang_migrate.runner import Binary, Event, StepFinished, StepStarted
+from migrate_wrapper.golang_migrate.output import Event, StepFinished, StepStarted
+from migrate_wrapper.golang_migrate.runner import Binary
 from migrate_wrapper.config.settings import Settings
 from migrate_wrapper.config.target import Target
 from migrate_wrapper.runtime.window import Stopper

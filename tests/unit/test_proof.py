@@ -7,7 +7,7 @@ from migrate_wrapper.model.evidence import COMMITTED, NOT_RUN, ROLLED_BACK, UNKN
 from migrate_wrapper.runtime import proof
 from migrate_wrapper.sql import sqlinfo
 from migrate_wrapper.config.dburl import DatabaseUrl
-from migrate_wrapper.golang_migrate.runner import MigrateFailure
+from migrate_wrapper.golang_migrate.output import MigrateFailure
 
 
 @pytest.mark.parametrize(("xid32", "xmax", "full"), [

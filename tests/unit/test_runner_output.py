@@ -2,7 +2,7 @@
 
 import pytest
 
-from migrate_wrapper.golang_migrate.runner import (
+from migrate_wrapper.golang_migrate.output import (
     ErrorLine,
     NoChange,
     StepFinished,

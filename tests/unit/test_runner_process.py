@@ -7,7 +7,7 @@ import pytest
 
 from migrate_wrapper.golang_migrate import runner
 from migrate_wrapper.errors import BinaryError
-from migrate_wrapper.golang_migrate.runner import StepFinished, StepStarted
+from migrate_wrapper.golang_migrate.output import StepFinished, StepStarted
 
 BIN = Path("/opt/migrate")
 HELP_TAIL = "Source drivers: file\nDatabase drivers: stub, postgres, postgresql\n"
