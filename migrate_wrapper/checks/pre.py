@@ -24,7 +24,8 @@ def _result(name: str, status: str, reason: str, *, hint: str | None = None, **d
 
 
 def connectivity(conn: psycopg.Connection) -> CheckResult:
-    version = conn.execute("show server_version").fetchone()[0]
+    # The server reports its version when the connection starts: no round trip (a pooler may not pass it on).
+    version = conn.info.parameter_status("server_version") or conn.execute("show server_version").fetchone()[0]
     return _result("connectivity", "ok", f"PostgreSQL {version}", server_version=version)
 
 
