@@ -153,9 +153,16 @@ _WHAT = {COMMITTED: "committed", ROLLED_BACK: "rolled back whole", NOT_RUN: "nev
 def _judge(ctx: _Context, progress: Progress, result: runner.RunResult) -> tuple[StepEvidence | None, Verdict | None]:
     """After golang-migrate stopped short: the step its dirty mark belongs to and the verdict on it; (None, None)
     when the database is clean."""
+    last = progress.started[-1] if progress.started else None
+    if last is not None and last.xid is None and not last.body_done:
+        # golang-migrate's backend outlives it only until the server notices its client is gone (within
+        # client_connection_check_interval): look at it before anything slower (the state, the file's parse).
+        try:
+            proof.look(ctx.read_state.conn, ctx.lock_key, ctx.marks, last, proof.body_start(last))
+        except Exception:  # noqa: BLE001, S110 - a lost server: read_state reconnects, the verdict says what is missing
+            pass
     st = ctx.read_state()
     if not st.state.dirty:
-        last = progress.started[-1] if progress.started else None
         if last is not None and len(result.steps) < len(progress.started) and st.state.version == last.dirty_version:
             _count_applied(ctx, last)  # stopped between its clean mark and its "Finished" line: it is done
         return None, None
