@@ -114,7 +114,7 @@ def test_other_sessions_sql_is_normalised_everywhere(migrate_bin, dbs, project, 
     assert result.returncode == 3 and "pre-check failed: blocking_locks" in line
     assert "select $1 as pan, count(*) from a where id <> $2" in line  # the shape, for the operator
     for text in (result.stdout, result.stderr, log_file.read_text(), exported):
-        assert card not in text and "4111" not in text
+        assert card not in text and "4111-1111" not in text  # not bare "4111": a span's nanosecond time may hold it
 
 
 def test_env_file_values_are_literal(dbs, project, pg):
